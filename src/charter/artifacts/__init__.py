@@ -1,0 +1,38 @@
+"""Content-addressed artifact storage: blobs, manifests, ingestion and a hash cache.
+
+Typical use::
+
+    store = ArtifactStore("file:///srv/charter/artifacts")
+    with HashCache(home / "hashcache.sqlite") as cache:
+        manifest = ingest(store, Path("model/"), cache=cache)
+    store.get_file(manifest.entries[0].digest, Path("out/model.bin"))
+"""
+
+from __future__ import annotations
+
+from charter.artifacts.hashcache import HashCache, Progress
+from charter.artifacts.paths import (
+    Manifest,
+    ManifestDiff,
+    ManifestEntry,
+    SourceFile,
+    ingest,
+    scan_source,
+    validate_relpath,
+)
+from charter.artifacts.store import ArtifactStore, Blob, validate_digest
+
+__all__ = [
+    "ArtifactStore",
+    "Blob",
+    "HashCache",
+    "Manifest",
+    "ManifestDiff",
+    "ManifestEntry",
+    "Progress",
+    "SourceFile",
+    "ingest",
+    "scan_source",
+    "validate_digest",
+    "validate_relpath",
+]

@@ -1,0 +1,390 @@
+"""Content-addressed blob store on fsspec (``file://``, local path, ``memory://``, ``s3://``).
+
+Layout: ``<root>/sha256/ab/cdef…`` (2 hex chars as folder, 62 as name) and
+``<root>/tmp/<uuid>`` for blobs being written, never visible as blobs. A put
+streams the source once: the caller thread reads and hashes while a writer thread
+writes the temporary (hashlib and file I/O release the GIL, so they overlap); only
+then is it moved to its final key, so a crash never leaves a partial blob under a
+digest name. Every read hashes again (invariant 4).
+
+Durability: locally the move is ``os.replace`` (atomic): safe against *process*
+crashes. ``fsync=True`` also flushes file and folder against power loss; it is off
+by default because it bounds ingest by disk write speed instead of hashing speed,
+and a blob torn by power loss is never served anyway: reads verify.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import re
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
+
+import fsspec
+from fsspec.implementations.local import LocalFileSystem
+
+from charter.artifacts.hashcache import CHUNK_SIZE, Progress, copy_and_hash
+from charter.domain.errors import IntegrityError, InvalidInputError, NotFoundError, StorageError
+
+__all__ = ["ArtifactStore", "Blob", "validate_digest"]
+
+_DIGEST_RE = re.compile(r"sha256:[0-9a-f]{64}")
+
+
+@dataclass(frozen=True, slots=True)
+class Blob:
+    """A stored blob: its ``sha256:<hex>`` digest and its size in bytes."""
+
+    digest: str
+    size: int
+
+
+def validate_digest(digest: str) -> str:
+    """Return ``digest`` unchanged if it is ``"sha256:"`` + 64 lowercase hex chars.
+
+    Raises:
+        InvalidInputError: if it is not a well-formed sha256 digest.
+    """
+    if not isinstance(digest, str) or not _DIGEST_RE.fullmatch(digest):
+        shown = str(digest)[:80]
+        valid = "sha256:<64 lowercase hex>"
+        msg = f"malformed digest {shown!r}: expected {valid}"
+        raise InvalidInputError(msg, field="digest", value=shown, valid=valid)
+    return digest
+
+
+class ArtifactStore:
+    """A content-addressed store of immutable blobs, chosen by URL.
+
+    Example:
+        >>> store = ArtifactStore("memory://doc-example/artifacts")
+        >>> blob = store.put_bytes(b"hello")
+        >>> blob.size, store.exists(blob.digest)
+        (5, True)
+    """
+
+    def __init__(self, url: str, *, fsync: bool = False) -> None:
+        """Open the store at ``url``; folders are created on first write.
+
+        Args:
+            url: an fsspec URL or a plain local path.
+            fsync: flush local blobs to disk before publishing them (power-loss safety).
+
+        Raises:
+            InvalidInputError: if the URL is empty or its protocol is unavailable.
+        """
+        try:
+            if not url:
+                raise ValueError("the URL is empty")
+            fs, root = fsspec.core.url_to_fs(url)
+        except (ImportError, ValueError) as exc:
+            valid = "file:///abs/path, a local path, memory://…, s3://… (needs s3fs)"
+            raise InvalidInputError(
+                f"cannot open artifact store {url!r}: {exc}", field="url", valid=valid
+            ) from exc
+        self.url = url
+        self._fs: Any = fs
+        self._root: str = str(root).rstrip("/")
+        self._local = isinstance(fs, LocalFileSystem)
+        self._fsync = fsync
+
+    def _blob_key(self, digest: str) -> str:
+        # Keys are only ever built from validated digests: no traversal possible.
+        hexdigest = validate_digest(digest)[len("sha256:") :]
+        return f"{self._root}/sha256/{hexdigest[:2]}/{hexdigest[2:]}"
+
+    def put_bytes(self, data: bytes) -> Blob:
+        """Store a small in-memory payload and return its :class:`Blob`.
+
+        Raises:
+            StorageError: if the store cannot be written.
+        """
+        return self._store(io.BytesIO(data), None)
+
+    def put_file(
+        self, path: Path, *, progress: Progress | None = None, known_digest: str | None = None
+    ) -> Blob:
+        """Store a file in one streaming pass and return its :class:`Blob`.
+
+        Args:
+            path: the file to store.
+            progress: called with byte increments; a dedupe hit reports the whole size.
+            known_digest: digest from the hash cache; if stored with the file's size,
+                the file is not read at all.
+
+        Raises:
+            NotFoundError: if ``path`` does not exist.
+            InvalidInputError: if ``path`` cannot be read or ``known_digest`` is malformed.
+            StorageError: if the store cannot be written.
+        """
+        if known_digest is not None:
+            # The size check guards cheaply against a stale cache entry; the
+            # content itself is verified whenever the blob is read back.
+            with suppress(NotFoundError, OSError):
+                size = self.size(known_digest)
+                if Path(path).stat().st_size == size:
+                    if progress is not None:
+                        progress(size)
+                    return Blob(known_digest, size)
+        try:
+            src = Path(path).open("rb", buffering=0)  # noqa: SIM115 (unbuffered: no extra copy)
+        except FileNotFoundError as exc:
+            raise NotFoundError(f"file not found: {path}", path=str(path)) from exc
+        except OSError as exc:
+            raise InvalidInputError(f"cannot read {path}: {exc}", path=str(path)) from exc
+        with src:
+            return self._store(src, progress)
+
+    def _store(self, src: IO[bytes], progress: Progress | None) -> Blob:
+        tmp_dir = f"{self._root}/tmp"  # noqa: S108 (a key inside the store, not /tmp)
+        tmp = f"{tmp_dir}/{uuid.uuid4().hex}"
+        try:
+            with _storage_errors("write blob", tmp):
+                self._fs.makedirs(tmp_dir, exist_ok=True)
+                # Local: a real file ("x": never clobber) so fsync and rename apply.
+                sink = Path(tmp).open("xb") if self._local else self._fs.open(tmp, "wb")  # noqa: SIM115
+                with sink:
+                    digest, size = copy_and_hash(src, sink, progress)
+                    if self._local and self._fsync:
+                        sink.flush()
+                        os.fsync(sink.fileno())
+                self._publish(tmp, digest)
+        except BaseException:
+            with suppress(OSError):
+                self._fs.rm(tmp)
+            raise
+        return Blob(digest, size)
+
+    def _publish(self, tmp: str, digest: str) -> None:
+        final = self._blob_key(digest)
+        if self._fs.exists(final):
+            self._fs.rm(tmp)  # dedupe: these bytes are stored already
+        elif self._local:
+            folder = Path(final).parent
+            folder.mkdir(parents=True, exist_ok=True)
+            Path(tmp).chmod(0o444)  # blobs are immutable; guard against in-place edits
+            # Atomic: readers see no blob or the whole blob. A concurrent put of the
+            # same content at worst replaces it with identical bytes.
+            Path(tmp).replace(final)
+            if self._fsync:
+                _fsync_dir(folder)  # make the rename itself durable
+        else:
+            self._fs.makedirs(self._fs._parent(final), exist_ok=True)
+            self._fs.mv(tmp, final)
+
+    def exists(self, digest: str) -> bool:
+        """Tell whether a blob is stored.
+
+        Raises:
+            InvalidInputError: if the digest is malformed (as for every method).
+            StorageError: if the store cannot be queried.
+        """
+        key = self._blob_key(digest)
+        with _storage_errors("check blob", key):
+            return bool(self._fs.exists(key))
+
+    def size(self, digest: str) -> int:
+        """Return the stored size of a blob in bytes.
+
+        Raises:
+            NotFoundError: if no such blob is stored.
+        """
+        key = self._blob_key(digest)
+        with _storage_errors("stat blob", key, digest=digest):
+            return int(self._fs.size(key))
+
+    def _open_blob(self, digest: str, expected_size: int | None) -> tuple[str, IO[bytes]]:
+        key = self._blob_key(digest)
+        with _storage_errors("open blob", key, digest=digest):
+            if expected_size is not None:
+                _check(digest, key, None, int(self._fs.size(key)), expected_size)
+            if self._local:
+                return key, Path(key).open("rb", buffering=0)
+            return key, self._fs.open(key, "rb")
+
+    @contextmanager
+    def open_verified(
+        self, digest: str, *, expected_size: int | None = None
+    ) -> Iterator[Iterator[bytes]]:
+        """Open a blob as a context manager yielding chunks, verified as they are read.
+
+        The digest is only known at the end: treat the bytes as untrusted until the
+        iterator is exhausted without raising (:meth:`get_file` does that for you).
+
+        Args:
+            digest: ``sha256:<hex>`` of the blob.
+            expected_size: if given (from a manifest), the blob must have this size.
+
+        Raises:
+            InvalidInputError: if the digest is malformed.
+            NotFoundError: if no such blob is stored.
+            IntegrityError: (from the iterator) if bytes or size disagree.
+        """
+        key, handle = self._open_blob(digest, expected_size)
+        with handle:
+            yield _verified_chunks(handle, digest, key, expected_size)
+
+    def get_file(
+        self,
+        digest: str,
+        dest: Path,
+        *,
+        progress: Progress | None = None,
+        expected_size: int | None = None,
+    ) -> Blob:
+        """Copy a blob to ``dest`` (parents created) and return it, verified.
+
+        Bytes go to a temporary file next to ``dest`` that is renamed into place only
+        after the digest matched: a corrupt blob never reaches ``dest``.
+
+        Args:
+            digest: ``sha256:<hex>`` of the blob.
+            dest: the file to create or replace.
+            progress: called with byte increments.
+            expected_size: if given (from a manifest), the blob must have this size.
+
+        Raises:
+            NotFoundError: if no such blob is stored.
+            IntegrityError: if the stored bytes disagree with the digest or size.
+            StorageError: if reading the blob or writing ``dest`` fails.
+        """
+        dest = Path(dest)
+        part = dest.with_name(f".{dest.name}.{uuid.uuid4().hex[:12]}.part")
+        key, src = self._open_blob(digest, expected_size)
+        try:
+            with src, _storage_errors("write file", str(dest)):
+                dest.parent.mkdir(parents=True, exist_ok=True)
+                with part.open("xb") as sink:
+                    actual, size = copy_and_hash(src, sink, progress)
+                _check(digest, key, actual, size, expected_size)
+                part.replace(dest)
+        except BaseException:
+            part.unlink(missing_ok=True)
+            raise
+        return Blob(digest, size)
+
+    def verify(self, digest: str) -> bool:
+        """Re-hash a stored blob: True if its bytes match the digest, else False.
+
+        Raises:
+            NotFoundError: if no such blob is stored.
+        """
+        try:
+            with self.open_verified(digest) as chunks:
+                for _ in chunks:
+                    pass
+        except IntegrityError:
+            return False
+        return True
+
+    def delete(self, digest: str) -> bool:
+        """Remove a blob (GC and draft deletion only); False if none was stored.
+
+        Raises:
+            StorageError: if the store refuses the removal.
+        """
+        key = self._blob_key(digest)
+        try:
+            with _storage_errors("delete blob", key, digest=digest):
+                self._fs.rm(key)
+        except NotFoundError:
+            return False
+        return True
+
+    def iter_digests(self) -> Iterator[str]:
+        """Yield the digest of every stored blob, sorted; temporaries never appear.
+
+        Raises:
+            StorageError: if the store cannot be listed.
+        """
+        # One listing per prefix folder keeps memory flat on huge stores.
+        for folder in self._ls(f"{self._root}/sha256"):
+            prefix = folder.rstrip("/").rsplit("/", 1)[-1]
+            for name in self._ls(folder):
+                candidate = "sha256:" + prefix + name.rstrip("/").rsplit("/", 1)[-1]
+                if len(prefix) == 2 and _DIGEST_RE.fullmatch(candidate):
+                    yield candidate  # stray files are skipped
+
+    def _ls(self, key: str) -> list[str]:
+        try:
+            return sorted(str(p) for p in self._fs.ls(key, detail=False))
+        except FileNotFoundError:
+            return []
+        except OSError as exc:
+            raise StorageError(f"cannot list {key}: {exc}", path=key) from exc
+
+    def clean_temporaries(self, older_than_seconds: float = 3600) -> int:
+        """Remove temporaries left by crashed writers; return how many were removed.
+
+        Only temporaries unmodified for ``older_than_seconds`` go, so puts in progress
+        are safe; files whose age the filesystem cannot tell are kept.
+
+        Raises:
+            InvalidInputError: if ``older_than_seconds`` is negative.
+            StorageError: if the temporary folder cannot be listed or cleaned.
+        """
+        if older_than_seconds < 0:
+            raise InvalidInputError("older_than_seconds must be >= 0", field="older_than_seconds")
+        cutoff = time.time() - older_than_seconds
+        removed = 0
+        for key in self._ls(f"{self._root}/tmp"):  # noqa: S108 (a key inside the store)
+            try:
+                if self._fs.modified(key).timestamp() > cutoff:
+                    continue
+                self._fs.rm(key)
+            except (FileNotFoundError, NotImplementedError):
+                continue  # gone meanwhile, or age unknown: leave it
+            except OSError as exc:
+                raise StorageError(f"cannot remove temporary {key}: {exc}", path=key) from exc
+            removed += 1
+        return removed
+
+
+def _check(digest: str, key: str, actual: str | None, size: int, expected: int | None) -> None:
+    """Raise :class:`IntegrityError` if the size or the recomputed digest disagree."""
+    if expected is not None and size != expected:
+        msg = f"blob {digest} has {size} bytes, expected {expected}"
+        raise IntegrityError(msg, digest=digest, path=key, size=size, expected_size=expected)
+    if actual is not None and actual != digest:
+        msg = f"blob {digest} is corrupted: its bytes hash to {actual}"
+        raise IntegrityError(msg, digest=digest, actual=actual, path=key)
+
+
+def _verified_chunks(
+    handle: IO[bytes], digest: str, key: str, expected_size: int | None
+) -> Iterator[bytes]:
+    hasher = hashlib.sha256()
+    size = 0
+    while chunk := handle.read(CHUNK_SIZE):
+        hasher.update(chunk)
+        size += len(chunk)
+        yield chunk
+    _check(digest, key, "sha256:" + hasher.hexdigest(), size, expected_size)
+
+
+def _fsync_dir(folder: Path) -> None:
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+@contextmanager
+def _storage_errors(action: str, key: str, *, digest: str | None = None) -> Iterator[None]:
+    """Turn filesystem errors into the Charter error tree."""
+    try:
+        yield
+    except FileNotFoundError as exc:
+        if digest is not None:
+            raise NotFoundError(f"no blob {digest} in the store", digest=digest) from exc
+        raise StorageError(f"cannot {action} {key}: {exc}", path=key) from exc
+    except OSError as exc:
+        raise StorageError(f"cannot {action} {key}: {exc}", path=key) from exc

@@ -1,0 +1,108 @@
+"""Shared pieces of the CLI: the app, settings from options, output helpers."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import typer
+from pydantic import ValidationError
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    Progress,
+    TextColumn,
+    TimeRemainingColumn,
+    TransferSpeedColumn,
+)
+
+from charter.domain.errors import InvalidInputError
+from charter.sdk import open_registry
+from charter.service import Registry, parse_ref
+from charter.settings import Settings
+
+__all__ = [
+    "console",
+    "emit_json",
+    "err_console",
+    "progress_bar",
+    "registry",
+    "require_version",
+    "settings_from",
+]
+
+console = Console()
+err_console = Console(stderr=True)
+
+# Files smaller than this upload too fast for a bar to help anyone.
+PROGRESS_MIN_BYTES = 4 * 1024 * 1024
+
+
+def settings_from(ctx: typer.Context) -> Settings:
+    """Build the one Settings object from ``--home`` and the environment.
+
+    Raises:
+        InvalidInputError: when an environment variable holds an invalid value.
+    """
+    home: Path | None = ctx.find_root().params.get("home")
+    try:
+        settings = Settings()
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        name = "CHARTER_" + str(first["loc"][0]).upper() if first["loc"] else "CHARTER_*"
+        raise InvalidInputError(f"invalid setting {name}: {first['msg']}", field=name) from None
+    return settings.model_copy(update={"home": home}) if home is not None else settings
+
+
+@contextmanager
+def registry(ctx: typer.Context) -> Iterator[Registry]:
+    """Open the registry the command line points at, and close it afterwards."""
+    reg = open_registry(settings=settings_from(ctx))
+    try:
+        yield reg
+    finally:
+        reg.close()
+
+
+def require_version(ref: str) -> tuple[str, str]:
+    """Parse ``NAME@VERSION``, insisting on the version part."""
+    name, version = parse_ref(ref)
+    if version is None:
+        raise InvalidInputError(f"{ref!r} names no version: use NAME@VERSION", value=ref)
+    return name, version
+
+
+def emit_json(value: Any) -> None:
+    """Print ``value`` as JSON on stdout (for scripts)."""
+    sys.stdout.write(json.dumps(value, indent=2, sort_keys=True, default=str) + "\n")
+
+
+@contextmanager
+def progress_bar(description: str, total: int) -> Iterator[Any]:
+    """Yield a byte-count callback; show a Rich bar when ``total`` is large enough."""
+    if total < PROGRESS_MIN_BYTES or not err_console.is_terminal:
+        yield None
+        return
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        DownloadColumn(),
+        TransferSpeedColumn(),
+        TimeRemainingColumn(),
+        console=err_console,
+        transient=True,
+    ) as bar:
+        task = bar.add_task(description, total=total)
+        yield lambda n: bar.advance(task, n)
+
+
+def tree_size(path: Path) -> int:
+    """Total bytes of the regular files at ``path`` (for sizing a progress bar)."""
+    if path.is_file():
+        return path.stat().st_size
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file()) if path.is_dir() else 0

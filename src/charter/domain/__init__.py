@@ -1,0 +1,1 @@
+"""Pure domain layer: entities, rules and schemas. No I/O happens here."""

@@ -1,0 +1,101 @@
+"""The registry home: a folder holding the database, artifacts and signing key.
+
+``init_home`` creates one; ``open_home`` checks one is there and usable. The
+private key is written with mode 0600 before any byte of it exists on disk.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from pathlib import Path
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from charter.domain.errors import HomeError
+from charter.ledger import generate_private_key, load_private_key, private_key_to_pem
+from charter.settings import Settings
+from charter.store import Store
+
+__all__ = ["init_home", "load_signing_key", "open_store"]
+
+
+def init_home(settings: Settings) -> bool:
+    """Create the registry home described by ``settings`` (idempotent).
+
+    Returns:
+        True when something was created, False when the home already existed.
+
+    Raises:
+        HomeError: when the folder cannot be created or written.
+    """
+    created = False
+    try:
+        settings.home.mkdir(parents=True, exist_ok=True)
+        key_path = settings.key_path
+        if not key_path.exists():
+            key_path.parent.mkdir(mode=0o700, exist_ok=True)
+            pem = private_key_to_pem(generate_private_key())
+            fd = os.open(key_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(pem)
+            created = True
+    except OSError as exc:
+        raise HomeError(
+            f"cannot create the registry home {settings.home}: {exc.strerror}",
+            home=str(settings.home),
+        ) from None
+    store = Store(settings.resolved_database_url, synchronous=settings.sqlite_synchronous)
+    try:
+        store.migrate()
+        with store.write() as tx:
+            if tx.ledger_origin() is None:
+                tx.init_ledger(f"charter/{uuid.uuid4()}")
+                created = True
+    finally:
+        store.close()
+    return created
+
+
+def open_store(settings: Settings) -> Store:
+    """Open the metadata store of an initialised home.
+
+    Raises:
+        HomeError: when the home is missing or was never initialised.
+        StorageError: when the database is unreadable or corrupted.
+    """
+    home = settings.home
+    if settings.database_url is None and not (home / "registry.db").is_file():
+        raise HomeError(
+            f"no registry at {home}: run `charter init` (or pass --home / set CHARTER_HOME)",
+            home=str(home),
+        )
+    store = Store(
+        settings.resolved_database_url,
+        synchronous=settings.sqlite_synchronous,
+        busy_timeout_s=settings.busy_timeout_s,
+    )
+    store.migrate()
+    with store.read() as tx:
+        if tx.ledger_origin() is None:
+            store.close()
+            raise HomeError(
+                f"the registry database at {home} is not initialised: run `charter init`",
+                home=str(home),
+            )
+    return store
+
+
+def load_signing_key(settings: Settings) -> Ed25519PrivateKey:
+    """Read the home's Ed25519 checkpoint signing key.
+
+    Raises:
+        HomeError: when the key file is missing or unreadable.
+    """
+    path: Path = settings.key_path
+    try:
+        return load_private_key(path.read_bytes())
+    except OSError as exc:
+        raise HomeError(
+            f"cannot read the ledger signing key {path}: {exc.strerror}", path=str(path)
+        ) from None

@@ -1,0 +1,100 @@
+"""Engine creation and migrations for SQLite and PostgreSQL.
+
+SQLite runs in WAL mode with one writer at a time: write transactions start
+with ``BEGIN IMMEDIATE`` so two processes never both read, then both try to
+upgrade to a write lock (which SQLite resolves by failing one of them).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+
+from charter.domain.errors import InvalidInputError
+
+__all__ = ["create_store_engine", "migrate", "pending_migrations"]
+
+_MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+def create_store_engine(
+    url: str, *, synchronous: str = "NORMAL", busy_timeout_s: float = 30.0
+) -> Engine:
+    """Create an engine for ``url`` with Charter's connection settings.
+
+    Args:
+        url: ``sqlite:///path`` or ``postgresql+psycopg://…``.
+        synchronous: SQLite ``synchronous`` pragma (``NORMAL`` or ``FULL``).
+        busy_timeout_s: how long a SQLite writer waits for the write lock.
+
+    Raises:
+        InvalidInputError: when ``url`` is not a supported database URL.
+    """
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        raise InvalidInputError(
+            f"invalid database URL {url!r}: use sqlite:///PATH or postgresql+psycopg://…",
+            field="database_url",
+        ) from None
+    if parsed.get_backend_name() == "sqlite":
+        return _sqlite_engine(url, synchronous=synchronous, busy_timeout_s=busy_timeout_s)
+    if parsed.get_backend_name() == "postgresql":
+        return create_engine(url, pool_pre_ping=True)
+    raise InvalidInputError(
+        f"unsupported database {parsed.get_backend_name()!r}: use sqlite or postgresql",
+        field="database_url",
+    )
+
+
+def _sqlite_engine(url: str, *, synchronous: str, busy_timeout_s: float) -> Engine:
+    engine = create_engine(url, connect_args={"timeout": busy_timeout_s})
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn: sqlite3.Connection, _record: Any) -> None:
+        # Take transaction control away from the driver so BEGIN is ours.
+        dbapi_conn.isolation_level = None
+        cursor = dbapi_conn.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        # NORMAL in WAL: a committed transaction survives a process crash; only a
+        # power loss may roll back the last commits. FULL survives that too.
+        cursor.execute(f"PRAGMA synchronous={synchronous}")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Any) -> None:
+        mode = conn.get_execution_options().get("sqlite_begin", "DEFERRED")
+        conn.exec_driver_sql(f"BEGIN {mode}")
+
+    return engine
+
+
+def _alembic_config(connection: Any) -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(_MIGRATIONS))
+    config.attributes["connection"] = connection
+    return config
+
+
+def pending_migrations(engine: Engine) -> bool:
+    """Return True when the database is not at the newest schema revision."""
+    head = ScriptDirectory.from_config(_alembic_config(None)).get_current_head()
+    with engine.connect() as conn:
+        current = MigrationContext.configure(conn).get_current_revision()
+    return current != head
+
+
+def migrate(engine: Engine, *, revision: str = "head") -> None:
+    """Upgrade the database schema to ``revision`` (idempotent)."""
+    with engine.begin() as conn:
+        command.upgrade(_alembic_config(conn), revision)
