@@ -24,7 +24,7 @@ import os
 import re
 import struct
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
@@ -80,11 +80,15 @@ class ArchitectureFingerprint:
         method: how it was found: ``declared``, ``hf-config``, ``gguf``,
             ``sklearn-pickle`` or ``unknown``.
         description: the JSON-ready facts that were hashed, for display.
+        details: facts shown but not hashed, because they depend on the reading
+            environment rather than the file (e.g. parameter names of an
+            estimator class, which vary with the installed library version).
     """
 
     digest: str
     method: str
     description: dict[str, Any]
+    details: dict[str, Any] = field(default_factory=dict)
 
 
 def architecture_fingerprint(
@@ -333,11 +337,11 @@ def _sklearn_pickles(files: Sequence[tuple[str, Path]]) -> ArchitectureFingerpri
                     classes.setdefault((module, name), None)
     if not classes:
         return None
-    estimators = [
-        {"class": f"{module}.{name}", "params": list(_param_names(module, name))}
-        for module, name in classes
-    ]
-    return _fingerprint("sklearn-pickle", {"estimators": estimators})
+    # Only the class paths are hashed: parameter names come from the installed
+    # library, so hashing them would make one file's digest differ by machine.
+    found = _fingerprint("sklearn-pickle", {"estimators": [f"{m}.{n}" for m, n in classes]})
+    params = {f"{m}.{n}": list(_param_names(m, n)) for m, n in classes}
+    return ArchitectureFingerprint(found.digest, found.method, found.description, {"params": params})
 
 
 def _is_estimator_module(module: str) -> bool:
