@@ -15,17 +15,19 @@ from typing import Any
 
 import semver
 
+from charter._auditing import AuditUseCases
+from charter._checks import check_declared_bump, check_tags, check_text, dataset_ref
+from charter._lineage import LineageUseCases
+from charter._profiles import ProfileUseCases, add_entries_in
+from charter._trends import TrendUseCases
 from charter.artifacts import ArtifactStore, HashCache, ingest, scan_source
 from charter.artifacts.fingerprint import (
     architecture_fingerprint,
     config_fingerprint,
     data_fingerprint,
-    dataset_digest,
     is_config_file,
 )
-from charter.audit import VerifyReport, verify_artifacts, verify_registry
 from charter.domain.entities import (
-    DatasetRef,
     Event,
     FileRecord,
     LedgerRecord,
@@ -36,39 +38,29 @@ from charter.domain.entities import (
 )
 from charter.domain.errors import (
     AlreadyExistsError,
-    BumpRefusedError,
     ImmutableError,
     InvalidInputError,
     NotFoundError,
 )
-from charter.domain.lineage import Lineage, VersionDiff, diff_versions
+from charter.domain.folding import baseline_digest
+from charter.domain.profile import ProfileDocument
 from charter.domain.versioning import (
     ChangeKind,
     Fingerprints,
-    actual_bump,
-    check_bump,
     parse_version,
     validate_name,
 )
 from charter.home import load_signing_key, open_store
 from charter.journal import (
-    InclusionProof,
     append_event,
-    checkpoint_from_row,
-    inclusion_proof,
     now,
-    sign_new_checkpoint,
 )
-from charter.ledger import Checkpoint, public_key_to_pem
 from charter.settings import Settings
 from charter.store import WriteTx
 
 __all__ = ["Registry", "parse_ref"]
 
 Progress = Callable[[int], None]
-
-_MAX_TAG_KEY = 128
-_MAX_TEXT = 10_000
 
 
 def parse_ref(ref: str) -> tuple[str, str | None]:
@@ -86,32 +78,7 @@ def parse_ref(ref: str) -> tuple[str, str | None]:
     return name, (version or None)
 
 
-def _check_text(value: str, *, field: str, limit: int = _MAX_TEXT) -> str:
-    if len(value) > limit or "\x00" in value:
-        raise InvalidInputError(
-            f"{field} must be at most {limit} characters without NUL bytes", field=field
-        )
-    return value
-
-
-def _check_tags(tags: Mapping[str, str | None]) -> dict[str, str | None]:
-    for key, value in tags.items():
-        if (
-            not key
-            or len(key) > _MAX_TAG_KEY
-            or not key.replace("-", "").replace("_", "").replace(".", "").isalnum()
-        ):
-            raise InvalidInputError(
-                f"invalid tag key {key!r}: use 1-{_MAX_TAG_KEY} letters, digits, '-', '_' or '.'",
-                field="tag",
-                value=key,
-            )
-        if value is not None:
-            _check_text(value, field=f"tag {key}", limit=1000)
-    return dict(tags)
-
-
-class Registry:
+class Registry(ProfileUseCases, LineageUseCases, TrendUseCases, AuditUseCases):
     """A registry home (or database + artifact store), used in-process.
 
     Obtain one with :func:`charter.open_registry`.
@@ -157,8 +124,8 @@ class Registry:
         """
         model = Model(
             name=validate_name(name, field="model"),
-            description=_check_text(description, field="description"),
-            owner=_check_text(owner or self.user, field="owner", limit=200),
+            description=check_text(description, field="description"),
+            owner=check_text(owner or self.user, field="owner", limit=200),
             risk_tier=RiskTier.parse(risk_tier),
             created_by=self.user,
             created_at=now(),
@@ -237,6 +204,7 @@ class Registry:
         architecture: str | None = None,
         force: bool = False,
         reason: str | None = None,
+        profile: ProfileDocument | None = None,
         progress: Progress | None = None,
     ) -> Version:
         """Register a draft version: store its files, fingerprint it, check the bump.
@@ -253,6 +221,7 @@ class Registry:
             tags: initial tags.
             architecture: a declared architecture id, when Charter cannot read one.
             force: accept a bump smaller than the change (needs ``reason``; recorded).
+            profile: initial safety-profile entries (the draft's baseline so far).
             progress: called with byte counts while files are stored.
 
         Raises:
@@ -262,16 +231,21 @@ class Registry:
         number = parse_version(version)
         declared = ChangeKind.parse(change) if change else None
         params = {
-            str(k): _check_text(str(v), field=f"param {k}", limit=1000)
+            str(k): check_text(str(v), field=f"param {k}", limit=1000)
             for k, v in (params or {}).items()
         }
-        tags_checked = _check_tags(tags or {})
+        tags_checked = check_tags(tags or {})
+        if profile is not None and (profile.retracts or profile.evidence):
+            raise InvalidInputError(
+                "retracts and evidence belong to amendments of published versions",
+                field="profile",
+            )
         if force and not (reason and reason.strip()):
             raise InvalidInputError(
                 "--force needs --reason saying why the bump is overridden", field="reason"
             )
         parent_v = self._check_new_version(model=model, version=version, parent=parent)
-        refs = tuple(_dataset_ref(role, target) for role, target in datasets)
+        refs = tuple(dataset_ref(role, target) for role, target in datasets)
         sources = scan_source(Path(path))
         arch = architecture_fingerprint(
             [(s.relpath, s.abspath) for s in sources], declared=architecture
@@ -286,7 +260,7 @@ class Registry:
         )
         override = None
         if parent_v is not None:
-            declared, override = self._check_bump(
+            declared, override = check_declared_bump(
                 parent=parent_v,
                 number=number,
                 declared=declared,
@@ -334,6 +308,10 @@ class Registry:
                 self._record(
                     tx, "tag.set", subject, {"changes": tags_checked, "tags": tags_checked}
                 )
+            if profile is not None and profile.entries():
+                add_entries_in(
+                    self, tx, vid=vid, ref=entity.ref, document=profile, at=entity.created_at
+                )
         return replace(entity, tags={k: v for k, v in tags_checked.items() if v is not None})
 
     def _check_new_version(self, *, model: str, version: str, parent: str | None) -> Version | None:
@@ -359,55 +337,6 @@ class Registry:
             )
         return parent_v
 
-    @staticmethod
-    def _check_bump(
-        *,
-        parent: Version,
-        number: semver.Version,
-        declared: ChangeKind | None,
-        fingerprints: Fingerprints,
-        force: bool,
-        reason: str | None,
-    ) -> tuple[ChangeKind, dict[str, Any] | None]:
-        actual = actual_bump(semver.Version.parse(parent.version), number)
-        if actual is None:
-            raise InvalidInputError(
-                f"version {number} must be greater than its parent {parent.version}",
-                field="version",
-                version=str(number),
-                parent=parent.version,
-            )
-        if declared is not None and declared != actual:
-            raise InvalidInputError(
-                f"{parent.version} -> {number} is a {actual.value} bump, but --change "
-                f"{declared.value} was declared: make the number and the change kind agree",
-                field="change",
-                declared=declared.value,
-                actual=actual.value,
-            )
-        parent_fp = Fingerprints(parent.fp_architecture, parent.fp_data, parent.fp_config)
-        check = check_bump(
-            declared=actual, fingerprints=fingerprints, parent_fingerprints=parent_fp
-        )
-        if check.ok:
-            return actual, None
-        changed = ", ".join(check.changed)
-        if not force:
-            raise BumpRefusedError(
-                f"a {actual.value} bump is too small: the {changed} fingerprint changed since "
-                f"{parent.version}, so the bump must be at least {check.required.value} "
-                "(or pass --force --reason TEXT to override, which is recorded)",
-                declared=actual.value,
-                required=check.required.value,
-                changed=list(check.changed),
-            )
-        return actual, {
-            "declared": actual.value,
-            "required": check.required.value,
-            "changed": list(check.changed),
-            "reason": reason,
-        }
-
     def publish(self, *, model: str, version: str) -> Version:
         """Freeze a draft: its metadata and manifest never change again.
 
@@ -425,9 +354,14 @@ class Registry:
             fresh = tx.get_version(model, version)
             if vid is None or fresh is None or fresh.state is VersionState.PUBLISHED:
                 raise ImmutableError(f"{current.ref} was published or deleted meanwhile")
-            tx.publish_version(vid, by=self.user, at=at)
+            sealed = baseline_digest(tx.profile_records(vid))
+            tx.publish_version(vid, by=self.user, at=at, baseline_digest=sealed)
             published = replace(
-                fresh, state=VersionState.PUBLISHED, published_by=self.user, published_at=at
+                fresh,
+                state=VersionState.PUBLISHED,
+                published_by=self.user,
+                published_at=at,
+                baseline_digest=sealed,
             )
             self._record(
                 tx, "version.published", f"version:{published.ref}", {"record": published.record()}
@@ -456,7 +390,7 @@ class Registry:
 
     def set_tags(self, *, model: str, version: str, tags: Mapping[str, str | None]) -> Version:
         """Set (value) or remove (None) tags; tags stay mutable after publish."""
-        changes = _check_tags(tags)
+        changes = check_tags(tags)
         current = self.get_version(model=model, version=version)
         merged = {**current.tags, **changes}
         final = {k: v for k, v in merged.items() if v is not None}
@@ -485,89 +419,3 @@ class Registry:
             self.artifacts.get_file(record.digest, target, progress=progress)
             written.append(target)
         return written
-
-    # -- lineage ------------------------------------------------------------
-    def lineage(self, *, model: str, version: str) -> Lineage:
-        """Return the ancestors and descendants of ``model@version``."""
-        root = self.get_version(model=model, version=version)
-        with self.store.read() as tx:
-            vid = tx.version_id(model, version) or 0
-            up = [i for i, _ in tx.lineage_ids(vid, direction="ancestors")]
-            down = [i for i, _ in tx.lineage_ids(vid, direction="descendants")]
-            by_id = tx.versions_by_ids(up + down)
-        return Lineage(root, tuple(by_id[i] for i in up), tuple(by_id[i] for i in down))
-
-    def versions_using_dataset(self, *, digest: str) -> list[Version]:
-        """Return every version that declared a dataset with ``digest``."""
-        with self.store.read() as tx:
-            return list(tx.versions_by_ids(tx.version_ids_using_digest(digest)).values())
-
-    def diff(self, *, model: str, a: str, b: str, model_b: str | None = None) -> VersionDiff:
-        """Compare two versions: fingerprints, params, datasets and files."""
-        va = self.get_version(model=model, version=a)
-        vb = self.get_version(model=model_b or model, version=b)
-        return diff_versions(
-            va,
-            vb,
-            self.files(model=model, version=a),
-            self.files(model=model_b or model, version=b),
-        )
-
-    # -- audit --------------------------------------------------------------
-    def audit_log(self, *, start: int = 0, limit: int | None = None) -> list[LedgerRecord]:
-        """Return ledger entries from ``start`` (at most ``limit``)."""
-        with self.store.read() as tx:
-            return tx.entries(start, None if limit is None else start + limit)
-
-    def checkpoint(self, *, sign: bool = True) -> Checkpoint | None:
-        """Return the latest signed checkpoint, signing a new one first if the log grew."""
-        if sign:
-            with self.store.write() as tx:
-                if tx.ledger_size() == 0:
-                    return None
-                return sign_new_checkpoint(tx, key=self._key)
-        with self.store.read() as tx:
-            row = tx.latest_checkpoint()
-            return checkpoint_from_row(row, origin=tx.ledger_origin() or "") if row else None
-
-    def proof(self, *, seq: int) -> InclusionProof:
-        """Prove entry ``seq`` against the latest checkpoint (signed now if needed)."""
-        cp = self.checkpoint(sign=True)
-        if cp is None:
-            raise NotFoundError("the ledger is empty", seq=seq)
-        with self.store.read() as tx:
-            return inclusion_proof(tx, seq=seq, checkpoint=cp)
-
-    def public_key_pem(self) -> bytes:
-        """The PEM public key that verifies this registry's checkpoints."""
-        return public_key_to_pem(self._key.public_key())
-
-    def verify(self, *, artifacts: bool = False) -> VerifyReport:
-        """Recompute the ledger, check checkpoints and cross-check state rows."""
-        report = verify_registry(self.store, public_key=self._key.public_key())
-        if artifacts:
-            report = report.extend(verify_artifacts(self.store, self.artifacts))
-        return report
-
-    def verify_version(self, *, model: str, version: str) -> VerifyReport:
-        """Re-hash every stored file of ``model@version`` against its manifest."""
-        self.get_version(model=model, version=version)
-        return verify_artifacts(self.store, self.artifacts, only=(model, version))
-
-
-def _dataset_ref(role: str, target: str) -> DatasetRef:
-    role = role.strip()
-    if not role or not role.replace("-", "").replace("_", "").isalnum() or len(role) > 32:
-        raise InvalidInputError(
-            f"invalid dataset role {role!r}: use a word such as train, eval or test",
-            field="dataset",
-        )
-    if "://" in target and not target.startswith("file://"):
-        return DatasetRef(
-            name=target.rstrip("/").rsplit("/", 1)[-1] or target, role=role, uri=target
-        )
-    local = Path(target.removeprefix("file://")).expanduser()
-    digest, size = dataset_digest(local)
-    return DatasetRef(
-        name=local.name, role=role, uri=local.resolve().as_uri(), digest=digest, size=size
-    )

@@ -341,7 +341,9 @@ def _sklearn_pickles(files: Sequence[tuple[str, Path]]) -> ArchitectureFingerpri
     # library, so hashing them would make one file's digest differ by machine.
     found = _fingerprint("sklearn-pickle", {"estimators": [f"{m}.{n}" for m, n in classes]})
     params = {f"{m}.{n}": list(_param_names(m, n)) for m, n in classes}
-    return ArchitectureFingerprint(found.digest, found.method, found.description, {"params": params})
+    return ArchitectureFingerprint(
+        found.digest, found.method, found.description, {"params": params}
+    )
 
 
 def _is_estimator_module(module: str) -> bool:

@@ -15,9 +15,9 @@ The remaining hole is a file rewritten with the same size within one timestamp
 tick of when it was cached ("racy git"); :meth:`HashCache.record` refuses to cache
 files modified within :data:`RACY_WINDOW_NS` of now, which closes it for writes
 that happen after the stat. Tools that deliberately restore an old mtime on
-same-size content defeat it, exactly as they defeat git and DVC. The cost of a
-wrong hit is bounded anyway: the cache only *skips reading a source file*; blobs
-are still verified against their digest on every read (design invariant 4).
+same-size content defeat it, exactly as they defeat git and DVC. A false hit
+would record the file's *previous* content (stored and verifiable), never corrupt
+bytes: blobs are still verified against their digest on every read (invariant 4).
 
 Concurrency: several processes may share the file. It runs in WAL mode (readers
 never block the writer) with a busy timeout, and every write is one short
@@ -43,10 +43,11 @@ from typing import IO
 
 __all__ = ["CHUNK_SIZE", "RACY_WINDOW_NS", "HashCache", "Progress", "copy_and_hash"]
 
-#: Bytes per read/hash/write step: per-chunk Python overhead is negligible, and
-#: memory stays bounded at about (_QUEUE_DEPTH + 2) chunks per copy.
+#: Bytes per read/hash/write step: per-chunk Python overhead is negligible.
 CHUNK_SIZE = 4 * 1024 * 1024
-_QUEUE_DEPTH = 4
+# Buffers per pipelined copy: memory stays at _POOL_SIZE * CHUNK_SIZE, whatever the
+# file size, and the reader may run that far ahead of the writer.
+_POOL_SIZE = 6
 
 Progress = Callable[[int], None]
 """Called with the number of bytes just processed (an increment, not a total)."""
@@ -220,13 +221,17 @@ def copy_and_hash(
 ) -> tuple[str, int]:
     """Copy ``src`` to ``sink`` in one pass while hashing it with sha256.
 
-    The caller thread reads and hashes; from the second chunk on, a writer thread
-    writes, so a copy costs about as much as hashing alone (hashlib and file I/O
-    release the GIL). Single-chunk files never pay for starting a thread.
+    Small files (one chunk) are copied inline. Larger ones are pipelined: the caller
+    thread reads into a small pool of reusable buffers and hashes them, a writer
+    thread writes them; hashlib and file I/O release the GIL, so a copy costs about
+    as much as hashing alone. Reusing buffers matters: a fresh multi-MiB ``bytes``
+    per chunk costs page faults and ``munmap`` TLB shootdowns that cut throughput
+    by a third. ``sink.write`` must not keep the buffer after it returns (the
+    :mod:`io` contract, honoured by files, ``BytesIO`` and fsspec files).
 
     Args:
-        src: a binary stream read in :data:`CHUNK_SIZE` chunks until EOF.
-        sink: a binary stream written with the same bytes.
+        src: a binary stream, read until EOF.
+        sink: a binary stream receiving the same bytes.
         progress: called with byte increments as chunks are hashed.
 
     Returns:
@@ -237,36 +242,72 @@ def copy_and_hash(
     """
     hasher = hashlib.sha256()
     size = 0
-    chunks: queue.Queue[bytes | None] = queue.Queue(maxsize=_QUEUE_DEPTH)
+    while chunk := src.read(CHUNK_SIZE):
+        hasher.update(chunk)
+        sink.write(chunk)
+        size += len(chunk)
+        if progress is not None:
+            progress(len(chunk))
+        if len(chunk) == CHUNK_SIZE:
+            size += _pipeline(src, sink, hasher.update, progress)
+            break
+    return "sha256:" + hasher.hexdigest(), size
+
+
+def _pipeline(
+    src: IO[bytes],
+    sink: IO[bytes],
+    update: Callable[[memoryview], object],
+    progress: Progress | None,
+) -> int:
+    free: queue.SimpleQueue[bytearray] = queue.SimpleQueue()
+    full: queue.SimpleQueue[tuple[bytearray, int] | None] = queue.SimpleQueue()
     failures: list[BaseException] = []
+    allocated = 0
     writer: threading.Thread | None = None
 
     def drain() -> None:
-        # Keep consuming after a failure so the producer never blocks on put().
-        while (chunk := chunks.get()) is not None:
+        # Always hand buffers back, even after a failure, so the reader never blocks.
+        while (item := full.get()) is not None:
+            buf, n = item
             if not failures:
                 try:
-                    sink.write(chunk)
+                    sink.write(memoryview(buf)[:n])
                 except BaseException as exc:
                     failures.append(exc)
+            free.put(buf)
 
+    size = 0
     try:
-        while not failures and (chunk := src.read(CHUNK_SIZE)):
-            hasher.update(chunk)
-            if size == 0:
-                sink.write(chunk)
+        while not failures:
+            if allocated < _POOL_SIZE and free.empty():
+                buf, allocated = bytearray(CHUNK_SIZE), allocated + 1
             else:
-                if writer is None:
-                    writer = threading.Thread(target=drain, name="charter-writer", daemon=True)
-                    writer.start()
-                chunks.put(chunk)  # bytes are immutable: safe to hand over
-            size += len(chunk)
+                buf = free.get()
+            n = _fill(src, buf)
+            if not n:
+                break
+            update(memoryview(buf)[:n])
+            if writer is None:
+                writer = threading.Thread(target=drain, name="charter-writer", daemon=True)
+                writer.start()
+            full.put((buf, n))
+            size += n
             if progress is not None:
-                progress(len(chunk))
+                progress(n)
     finally:
         if writer is not None:
-            chunks.put(None)
+            full.put(None)
             writer.join()
     if failures:
         raise failures[0]
-    return "sha256:" + hasher.hexdigest(), size
+    return size
+
+
+def _fill(src: IO[bytes], buf: bytearray) -> int:
+    readinto = getattr(src, "readinto", None)
+    if readinto is not None:
+        return int(readinto(buf) or 0)
+    data = src.read(len(buf))
+    buf[: len(data)] = data
+    return len(data)

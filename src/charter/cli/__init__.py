@@ -13,7 +13,7 @@ from typing import Annotated
 
 import typer
 
-from charter.cli import audit, lineage, models, versions
+from charter.cli import audit, lineage, models, profiles, versions
 from charter.cli._common import err_console
 from charter.domain.errors import CharterError
 
@@ -41,6 +41,7 @@ def _root(
 models.register_commands(app)
 versions.register_commands(app)
 lineage.register_commands(app)
+app.add_typer(profiles.app, name="profile")
 app.add_typer(audit.app, name="audit")
 
 

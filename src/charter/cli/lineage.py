@@ -9,6 +9,7 @@ import typer
 from rich.tree import Tree
 
 from charter.cli._common import console, emit_json, registry
+from charter.cli.versions import print_diff
 from charter.domain.entities import Version
 from charter.domain.errors import InvalidInputError
 from charter.domain.lineage import Lineage
@@ -70,15 +71,34 @@ def to_dot(lin: Lineage) -> str:
 
 def lineage(
     ctx: typer.Context,
-    ref: Annotated[str | None, typer.Argument(help="NAME@VERSION.")] = None,
+    ref: Annotated[str | None, typer.Argument(help="NAME@VERSION, or `blame`.")] = None,
+    blame_ref: Annotated[
+        str | None, typer.Argument(help="NAME@VERSION after `blame`.", show_default=False)
+    ] = None,
     fmt: Annotated[
         Format, typer.Option("--format", help="text, json, mermaid or dot.")
     ] = Format.text,
     dataset: Annotated[
         str | None, typer.Option(help="List versions that used this dataset digest instead.")
     ] = None,
+    metric: Annotated[str | None, typer.Option(help="blame: the evaluation to follow.")] = None,
+    slice_: Annotated[str | None, typer.Option("--slice", help="blame: e.g. thal=fixed.")] = None,
+    tolerance: Annotated[float, typer.Option(help="blame: allowed worsening per step.")] = 0.0,
 ) -> None:
-    """Show where a version comes from and what descends from it."""
+    """Show where a version comes from and what descends from it.
+
+    `charter lineage blame NAME@VERSION --metric M [--slice S] [--tolerance T]` walks the
+    ancestry and names the first version where M regressed, with the diff of that step.
+    """
+    if ref == "blame":
+        if blame_ref is None or metric is None:
+            raise InvalidInputError(
+                "usage: charter lineage blame NAME@VERSION --metric M [--slice S]", field="ref"
+            )
+        _blame(ctx, blame_ref, metric=metric, slice_=slice_, tolerance=tolerance, fmt=fmt)
+        return
+    if blame_ref is not None:
+        raise InvalidInputError(f"unexpected argument {blame_ref!r}", field="ref")
     if (ref is None) == (dataset is None):
         raise InvalidInputError("give either NAME@VERSION or --dataset DIGEST", field="ref")
     with registry(ctx) as reg:
@@ -103,6 +123,38 @@ def lineage(
         console.print(to_dot(lin), highlight=False, markup=False)
     else:
         console.print(_text_tree(lin))
+
+
+def _blame(
+    ctx: typer.Context, ref: str, *, metric: str, slice_: str | None, tolerance: float, fmt: Format
+) -> None:
+    name, version = parse_ref(ref)
+    if version is None:
+        raise InvalidInputError(f"{ref!r} names no version: use NAME@VERSION", value=ref)
+    with registry(ctx) as reg:
+        found = reg.blame(
+            model=name, version=version, metric=metric, slice_=slice_, tolerance=tolerance
+        )
+    if fmt is Format.json:
+        emit_json(found.to_dict())
+        return
+    label = metric + (f" [{slice_}]" if slice_ else "")
+    trail = "  ".join(
+        f"{p.version}: {'-' if p.value is None else f'{p.value:.4g}'}" for p in found.points
+    )
+    console.print(f"{label} along the lineage of {ref}: {trail}", highlight=False)
+    reg_ = found.regression
+    if reg_ is None:
+        console.print(f"[green]no step worsened {label} by more than {tolerance}[/]")
+        return
+    console.print(
+        f"[bold red]{name}@{reg_.culprit.version}[/] first regressed {label}: "
+        f"{reg_.previous.value:.4g} -> {reg_.culprit.value:.4g} (from {reg_.previous.version}; "
+        f"evidence {reg_.previous.entry_id}, {reg_.culprit.entry_id})",
+        highlight=False,
+    )
+    if found.diff is not None:
+        print_diff(found.diff)
 
 
 def _text_tree(lin: Lineage) -> Tree:

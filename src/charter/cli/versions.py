@@ -16,7 +16,10 @@ from charter.cli._common import (
     require_version,
     tree_size,
 )
+from charter.cli.profiles import read_document, read_metrics
 from charter.domain.errors import InvalidInputError
+from charter.domain.lineage import VersionDiff
+from charter.domain.profile import ProfileDocument
 from charter.views import version_view
 
 __all__ = ["register_commands"]
@@ -61,9 +64,14 @@ def register(
         bool, typer.Option(help="Accept a bump smaller than the change (recorded).")
     ] = False,
     reason: Annotated[str | None, typer.Option(help="Why --force is justified.")] = None,
+    profile: Annotated[Path | None, typer.Option(help="YAML/JSON safety-profile document.")] = None,
+    metrics: Annotated[Path | None, typer.Option(help="Flat {name: value} metrics file.")] = None,
     json_out: JsonOpt = False,
 ) -> None:
     """Register a draft version of a model from a file or folder."""
+    document = _merge(
+        read_document(profile) if profile else None, read_metrics(metrics) if metrics else None
+    )
     datasets = [(role, target) for role, target in _pairs(dataset, option="--dataset").items()]
     with registry(ctx) as reg, progress_bar("storing", tree_size(path)) as progress:
         v = reg.register(
@@ -80,6 +88,7 @@ def register(
             architecture=architecture,
             force=force,
             reason=reason,
+            profile=document,
             progress=progress,
         )
     if json_out:
@@ -90,6 +99,12 @@ def register(
             + (f", {v.change_kind} change from {v.parent}" if v.parent else "")
             + ")"
         )
+
+
+def _merge(a: ProfileDocument | None, b: ProfileDocument | None) -> ProfileDocument | None:
+    if a is None or b is None:
+        return a or b
+    return a.model_copy(update={"evaluations": [*a.evaluations, *b.evaluations]})
 
 
 def publish(
@@ -156,25 +171,30 @@ def diff(
     if json_out:
         emit_json(result.to_dict())
         return
-    if result.identical:
-        console.print(f"{result.a} and {result.b} do not differ")
+    print_diff(result)
+
+
+def print_diff(diff: VersionDiff) -> None:
+    """Render a version diff as a table."""
+    if diff.identical:
+        console.print(f"{diff.a} and {diff.b} do not differ")
         return
-    table = Table("what", "name", result.a, result.b, title=f"{result.a} → {result.b}")
+    table = Table("what", "name", diff.a, diff.b, title=f"{diff.a} → {diff.b}")
     for label, changes in (
-        ("fingerprint", result.fingerprints),
-        ("param", result.params),
-        ("other", result.other),
+        ("fingerprint", diff.fingerprints),
+        ("param", diff.params),
+        ("other", diff.other),
     ):
         for c in changes:
             table.add_row(label, c.name, str(c.before), str(c.after))
-    for d in result.datasets_removed:
+    for d in diff.datasets_removed:
         table.add_row("dataset", f"{d.role}:{d.name}", d.digest or d.uri, "-")
-    for d in result.datasets_added:
+    for d in diff.datasets_added:
         table.add_row("dataset", f"{d.role}:{d.name}", "-", d.digest or d.uri)
     for label, paths in (
-        ("file added", result.files_added),
-        ("file removed", result.files_removed),
-        ("file changed", result.files_changed),
+        ("file added", diff.files_added),
+        ("file removed", diff.files_removed),
+        ("file changed", diff.files_changed),
     ):
         for p in paths:
             table.add_row(label, p, "", "")

@@ -161,6 +161,7 @@ class Version:
     created_at: str
     published_by: str | None = None
     published_at: str | None = None
+    baseline_digest: str | None = None
     tags: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -174,7 +175,7 @@ class Version:
         Tags are mutable labels with events of their own, so they are digested
         separately and never disturb the frozen record.
         """
-        return {
+        record: dict[str, Any] = {
             "model": self.model,
             "version": self.version,
             "state": self.state.value,
@@ -198,6 +199,11 @@ class Version:
             "published_by": self.published_by,
             "published_at": self.published_at,
         }
+        # Sealed at publish; absent (not null) before, so records written by
+        # registries that predate profiles keep their digests.
+        if self.baseline_digest is not None:
+            record["baseline_digest"] = self.baseline_digest
+        return record
 
     def record_digest(self) -> str:
         """Digest of :meth:`record`."""

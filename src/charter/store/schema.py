@@ -21,6 +21,7 @@ from sqlalchemy import (
 )
 
 __all__ = [
+    "amendments",
     "checkpoints",
     "datasets",
     "files",
@@ -29,6 +30,7 @@ __all__ = [
     "ledger_nodes",
     "metadata",
     "models",
+    "profile_entries",
     "tags",
     "versions",
 ]
@@ -70,6 +72,7 @@ versions = Table(
     Column("created_at", String(32), nullable=False),
     Column("published_by", String(200), nullable=True),
     Column("published_at", String(32), nullable=True),
+    Column("baseline_digest", String(80), nullable=True),
     UniqueConstraint("model_id", "version", name="uq_versions_model_version"),
     Index("ix_versions_parent", "parent_id"),
 )
@@ -147,4 +150,27 @@ checkpoints = Table(
     Column("timestamp", String(32), nullable=False),
     Column("key_id", String(32), nullable=False),
     Column("signature", LargeBinary, nullable=False),
+)
+
+profile_entries = Table(
+    "profile_entries",
+    metadata,
+    Column("version_id", Integer, ForeignKey("versions.id"), primary_key=True),
+    Column("entry_id", String(32), primary_key=True),
+    Column("section", String(32), nullable=False),
+    Column("body", Text, nullable=False),
+    Column("amendment_id", String(32), nullable=True),
+    Column("recorded_at", String(32), nullable=False),
+)
+
+amendments = Table(
+    "profile_amendments",
+    metadata,
+    Column("version_id", Integer, ForeignKey("versions.id"), primary_key=True),
+    Column("amendment_id", String(32), primary_key=True),
+    Column("reason", Text, nullable=False),
+    Column("evidence", Text, nullable=False),
+    Column("retracts", Text, nullable=False),
+    Column("author", String(200), nullable=False),
+    Column("created_at", String(32), nullable=False),
 )

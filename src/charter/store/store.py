@@ -28,6 +28,7 @@ from charter.domain.entities import (
 from charter.domain.errors import AlreadyExistsError, StorageError
 from charter.store import schema as t
 from charter.store.engine import create_store_engine, migrate, pending_migrations
+from charter.store.profiles import ProfileReads, ProfileWrites
 
 __all__ = ["CheckpointRow", "ReadTx", "Store", "WriteTx"]
 
@@ -54,6 +55,7 @@ _VERSION_COLUMNS = [
     t.versions.c.created_at,
     t.versions.c.published_by,
     t.versions.c.published_at,
+    t.versions.c.baseline_digest,
     t.versions.c.parent_id,
 ]
 
@@ -123,7 +125,7 @@ def _reason(exc: Exception) -> str:
     return str(orig or exc).splitlines()[0]
 
 
-class ReadTx:
+class ReadTx(ProfileReads):
     """Queries, inside one transaction."""
 
     def __init__(self, conn: Connection):
@@ -317,7 +319,7 @@ class ReadTx:
         return (r.tree_size, r.root_hash, r.timestamp, r.key_id, r.signature) if r else None
 
 
-class WriteTx(ReadTx):
+class WriteTx(ReadTx, ProfileWrites):
     """Changes, inside one transaction that the service also writes the ledger in."""
 
     def insert_model(self, model: Model) -> None:
@@ -370,19 +372,24 @@ class WriteTx(ReadTx):
             )
         return int(vid)
 
-    def publish_version(self, version_id: int, *, by: str, at: str) -> None:
-        """Mark a draft published (the row is frozen from then on)."""
+    def publish_version(self, version_id: int, *, by: str, at: str, baseline_digest: str) -> None:
+        """Mark a draft published and seal its baseline (the row is frozen from then on)."""
         done = self.conn.execute(
             update(t.versions)
             .where(t.versions.c.id == version_id, t.versions.c.state == VersionState.DRAFT.value)
-            .values(state=VersionState.PUBLISHED.value, published_by=by, published_at=at)
+            .values(
+                state=VersionState.PUBLISHED.value,
+                published_by=by,
+                published_at=at,
+                baseline_digest=baseline_digest,
+            )
         )
         if done.rowcount != 1:
             raise StorageError("version was published concurrently", version_id=version_id)
 
     def delete_draft(self, version_id: int) -> None:
         """Delete a draft version and its rows."""
-        for table in (t.tags, t.datasets, t.files):
+        for table in (t.tags, t.datasets, t.files, t.profile_entries):
             self.conn.execute(delete(table).where(table.c.version_id == version_id))
         done = self.conn.execute(
             delete(t.versions).where(
@@ -486,5 +493,6 @@ def _version(row: Any, datasets: tuple[DatasetRef, ...], tags: dict[str, str]) -
         created_at=row.created_at,
         published_by=row.published_by,
         published_at=row.published_at,
+        baseline_digest=row.baseline_digest,
         tags=tags,
     )

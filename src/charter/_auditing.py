@@ -1,0 +1,79 @@
+"""Audit use cases of the registry: the ledger, checkpoints, proofs, verification.
+
+Mixed into :class:`charter.service.Registry`.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from charter.artifacts import ArtifactStore
+from charter.audit import VerifyReport, verify_artifacts, verify_registry
+from charter.domain.entities import LedgerRecord, Version
+from charter.domain.errors import NotFoundError
+from charter.journal import (
+    InclusionProof,
+    checkpoint_from_row,
+    inclusion_proof,
+    sign_new_checkpoint,
+)
+from charter.ledger import Checkpoint, public_key_to_pem
+from charter.store import Store
+
+__all__ = ["AuditUseCases"]
+
+
+class _Host(Protocol):
+    store: Store
+    artifacts: ArtifactStore
+    _key: Ed25519PrivateKey
+
+    def get_version(self, *, model: str, version: str) -> Version: ...
+
+    def checkpoint(self, *, sign: bool = True) -> Checkpoint | None: ...
+
+
+class AuditUseCases:
+    """Reading, proving and verifying the audit ledger."""
+
+    def audit_log(self: _Host, *, start: int = 0, limit: int | None = None) -> list[LedgerRecord]:
+        """Return ledger entries from ``start`` (at most ``limit``)."""
+        with self.store.read() as tx:
+            return tx.entries(start, None if limit is None else start + limit)
+
+    def checkpoint(self: _Host, *, sign: bool = True) -> Checkpoint | None:
+        """Return the latest signed checkpoint, signing a new one first if the log grew."""
+        if sign:
+            with self.store.write() as tx:
+                if tx.ledger_size() == 0:
+                    return None
+                return sign_new_checkpoint(tx, key=self._key)
+        with self.store.read() as tx:
+            row = tx.latest_checkpoint()
+            return checkpoint_from_row(row, origin=tx.ledger_origin() or "") if row else None
+
+    def proof(self: _Host, *, seq: int) -> InclusionProof:
+        """Prove entry ``seq`` against the latest checkpoint (signed now if needed)."""
+        cp = self.checkpoint(sign=True)
+        if cp is None:
+            raise NotFoundError("the ledger is empty", seq=seq)
+        with self.store.read() as tx:
+            return inclusion_proof(tx, seq=seq, checkpoint=cp)
+
+    def public_key_pem(self: _Host) -> bytes:
+        """The PEM public key that verifies this registry's checkpoints."""
+        return public_key_to_pem(self._key.public_key())
+
+    def verify(self: _Host, *, artifacts: bool = False) -> VerifyReport:
+        """Recompute the ledger, check checkpoints and cross-check state rows."""
+        report = verify_registry(self.store, public_key=self._key.public_key())
+        if artifacts:
+            report = report.extend(verify_artifacts(self.store, self.artifacts))
+        return report
+
+    def verify_version(self: _Host, *, model: str, version: str) -> VerifyReport:
+        """Re-hash every stored file of ``model@version`` against its manifest."""
+        self.get_version(model=model, version=version)
+        return verify_artifacts(self.store, self.artifacts, only=(model, version))

@@ -1,0 +1,132 @@
+"""Store queries for safety profiles, mixed into the read and write transactions."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import Connection, func, insert, select
+
+from charter.domain.folding import AmendmentRecord, ProfileRecord
+from charter.store import schema as t
+
+__all__ = ["ProfileReads", "ProfileWrites"]
+
+
+class ProfileReads:
+    """Profile queries; ``conn`` is the transaction's connection."""
+
+    conn: Connection
+
+    def profile_records(self, version_id: int) -> list[ProfileRecord]:
+        """Every stored entry of a version."""
+        rows = self.conn.execute(
+            select(t.profile_entries).where(t.profile_entries.c.version_id == version_id)
+        )
+        return [_record(r) for r in rows]
+
+    def amendment_records(self, version_id: int) -> list[AmendmentRecord]:
+        """Every amendment of a version, oldest first."""
+        entries: dict[str, list[str]] = {}
+        for r in self.conn.execute(
+            select(t.profile_entries.c.amendment_id, t.profile_entries.c.entry_id).where(
+                t.profile_entries.c.version_id == version_id,
+                t.profile_entries.c.amendment_id.is_not(None),
+            )
+        ):
+            entries.setdefault(r.amendment_id, []).append(r.entry_id)
+        rows = self.conn.execute(
+            select(t.amendments)
+            .where(t.amendments.c.version_id == version_id)
+            .order_by(t.amendments.c.created_at)
+        )
+        return [_amendment(r, entries.get(r.amendment_id, [])) for r in rows]
+
+    def section_counts(self, version_id: int) -> dict[str, int]:
+        """How many entries each section holds (ids are numbered per section)."""
+        rows = self.conn.execute(
+            select(t.profile_entries.c.section, func.count())
+            .where(t.profile_entries.c.version_id == version_id)
+            .group_by(t.profile_entries.c.section)
+        )
+        return {r[0]: int(r[1]) for r in rows}
+
+    def amendment_count(self, version_id: int) -> int:
+        """Number of amendments of a version."""
+        return int(
+            self.conn.execute(
+                select(func.count()).where(t.amendments.c.version_id == version_id)
+            ).scalar_one()
+        )
+
+    def all_profile_records(self) -> dict[int, list[ProfileRecord]]:
+        """Every profile entry, grouped by version id (for verification)."""
+        out: dict[int, list[ProfileRecord]] = {}
+        for r in self.conn.execute(select(t.profile_entries)):
+            out.setdefault(r.version_id, []).append(_record(r))
+        return out
+
+    def all_amendment_records(self) -> dict[int, list[AmendmentRecord]]:
+        """Every amendment, grouped by version id (for verification)."""
+        ids = {r.version_id for r in self.conn.execute(select(t.amendments.c.version_id))}
+        return {vid: self.amendment_records(vid) for vid in ids}
+
+
+class ProfileWrites(ProfileReads):
+    """Profile changes, inside the caller's write transaction."""
+
+    def insert_profile_entries(
+        self,
+        version_id: int,
+        entries: Sequence[dict[str, Any]],
+        *,
+        amendment_id: str | None,
+        recorded_at: str,
+    ) -> None:
+        """Store entry bodies (each with ``id`` and ``section``)."""
+        if entries:
+            self.conn.execute(
+                insert(t.profile_entries),
+                [
+                    {
+                        "version_id": version_id,
+                        "entry_id": e["id"],
+                        "section": e["section"],
+                        "body": json.dumps(e, sort_keys=True),
+                        "amendment_id": amendment_id,
+                        "recorded_at": recorded_at,
+                    }
+                    for e in entries
+                ],
+            )
+
+    def insert_amendment(self, version_id: int, amendment: AmendmentRecord) -> None:
+        """Store an amendment's header (its entries go in with insert_profile_entries)."""
+        self.conn.execute(
+            insert(t.amendments).values(
+                version_id=version_id,
+                amendment_id=amendment.id,
+                reason=amendment.reason,
+                evidence=json.dumps(list(amendment.evidence)),
+                retracts=json.dumps(list(amendment.retracts)),
+                author=amendment.author,
+                created_at=amendment.created_at,
+            )
+        )
+
+
+def _record(r: Any) -> ProfileRecord:
+    return ProfileRecord(r.entry_id, r.section, json.loads(r.body), r.amendment_id, r.recorded_at)
+
+
+def _amendment(r: Any, entry_ids: list[str]) -> AmendmentRecord:
+    return AmendmentRecord(
+        id=r.amendment_id,
+        reason=r.reason,
+        evidence=tuple(json.loads(r.evidence)),
+        retracts=tuple(json.loads(r.retracts)),
+        entry_ids=tuple(sorted(entry_ids, key=lambda i: (i.split("-")[0], int(i.split("-")[1])))),
+        author=r.author,
+        created_at=r.created_at,
+    )

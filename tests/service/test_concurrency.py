@@ -1,0 +1,138 @@
+"""Several processes register into one SQLite home at once.
+
+SQLite allows one writer at a time; write transactions begin IMMEDIATE and wait
+for the lock (busy timeout), and the ledger head serialises appends. Whatever
+the interleaving, every version must exist exactly once, with exactly one
+ledger entry per state change, and the whole home must verify.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import traceback
+from multiprocessing.synchronize import Barrier
+from pathlib import Path
+from typing import Any
+
+from charter.domain.errors import AlreadyExistsError
+from charter.sdk import init_registry, open_registry
+from charter.settings import Settings
+
+WORKERS = 4
+VERSIONS_EACH = 15
+RACERS = 2
+RACED_VERSION = "99.0.0"
+JOIN_TIMEOUT_S = 120
+
+
+def _settings(home: Path, user: str) -> Settings:
+    return Settings(home=home, user=user)
+
+
+def _version(worker: int, index: int) -> str:
+    return f"{worker + 1}.{index}.0"
+
+
+def _publishes(index: int) -> bool:
+    return index % 2 == 0
+
+
+def _register_many(home: Path, worker: int, start: Barrier, results: Any) -> None:
+    """Register (and publish every other) version of model m; report what happened."""
+    try:
+        source = home.parent / f"src-{worker}"
+        source.mkdir()
+        with open_registry(settings=_settings(home, f"worker-{worker}")) as reg:
+            start.wait()
+            for index in range(VERSIONS_EACH):
+                artifact = source / f"weights-{index}.bin"
+                artifact.write_bytes(f"worker {worker} version {index}".encode())
+                version = _version(worker, index)
+                reg.register(model="m", path=artifact, version=version)
+                if _publishes(index):
+                    reg.publish(model="m", version=version)
+        results.put((worker, "ok", ""))
+    except BaseException:  # report everything: a hung parent helps nobody
+        results.put((worker, "error", traceback.format_exc()))
+
+
+def _race(home: Path, racer: int, start: Barrier, results: Any) -> None:
+    """Register the same version number as the other racer, at the same moment."""
+    try:
+        artifact = home.parent / f"race-{racer}.bin"
+        artifact.write_bytes(f"racer {racer}".encode())
+        with open_registry(settings=_settings(home, f"racer-{racer}")) as reg:
+            start.wait()
+            try:
+                reg.register(model="m", path=artifact, version=RACED_VERSION)
+            except AlreadyExistsError as exc:
+                results.put((racer, "exists", exc.message))
+                return
+        results.put((racer, "won", ""))
+    except BaseException:
+        results.put((racer, "error", traceback.format_exc()))
+
+
+def _run(target: Any, count: int, home: Path) -> list[tuple[int, str, str]]:
+    ctx = multiprocessing.get_context("spawn")
+    results = ctx.Queue()
+    start = ctx.Barrier(count)
+    procs = [ctx.Process(target=target, args=(home, i, start, results)) for i in range(count)]
+    for proc in procs:
+        proc.start()
+    # Read before joining: a child blocks on exit until its queued data is consumed.
+    outcomes = [results.get(timeout=JOIN_TIMEOUT_S) for _ in procs]
+    for proc in procs:
+        proc.join(JOIN_TIMEOUT_S)
+        assert proc.exitcode == 0, f"process {proc.name} exited with {proc.exitcode}"
+    errors = [text for _, status, text in outcomes if status == "error"]
+    assert not errors, "\n".join(errors)
+    return sorted(outcomes)
+
+
+def test_processes_register_into_one_home(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    with init_registry(settings=_settings(home, "admin")) as reg:
+        reg.create_model(name="m")
+
+    outcomes = _run(_register_many, WORKERS, home)
+    assert [status for _, status, _ in outcomes] == ["ok"] * WORKERS
+
+    race = _run(_race, RACERS, home)
+    assert sorted(status for _, status, _ in race) == ["exists", "won"]
+    loser = next(text for _, status, text in race if status == "exists")
+    assert f"m@{RACED_VERSION}" in loser
+    winner = next(racer for racer, status, _ in race if status == "won")
+
+    with open_registry(settings=_settings(home, "auditor")) as reg:
+        versions = reg.list_versions(model="m")
+        numbers = [v.version for v in versions]
+        expected = {_version(w, i) for w in range(WORKERS) for i in range(VERSIONS_EACH)}
+        assert len(numbers) == len(set(numbers)) == len(expected) + 1
+        assert set(numbers) == expected | {RACED_VERSION}
+
+        published = {v.version for v in versions if v.published_at is not None}
+        assert published == {
+            _version(w, i) for w in range(WORKERS) for i in range(VERSIONS_EACH) if _publishes(i)
+        }
+        raced = reg.get_version(model="m", version=RACED_VERSION)
+        assert raced.created_by == f"racer-{winner}"
+        for v in versions:
+            if v.version != RACED_VERSION:
+                worker = int(v.version.split(".")[0]) - 1
+                assert v.created_by == f"worker-{worker}"
+
+        log = reg.audit_log()
+        assert [r.seq for r in log] == list(range(len(log)))
+        types = [r.type for r in log]
+        assert types.count("model.created") == 1
+        assert types.count("version.registered") == len(expected) + 1
+        assert types.count("version.published") == len(published)
+        assert len(log) == 1 + len(expected) + 1 + len(published)
+        registered = [r.subject for r in log if r.type == "version.registered"]
+        assert len(registered) == len(set(registered))
+
+        report = reg.verify(artifacts=True)
+        assert report.ok, report.problems
+        assert report.entries == len(log)
+        assert report.blobs == len(expected) + 1
