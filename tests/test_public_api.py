@@ -22,6 +22,15 @@ PUBLIC = [
     "charter.service",
     "charter.sdk",
     "charter.settings",
+    "charter.exports",
+    "charter.domain.profile",
+    "charter.domain.folding",
+    "charter.domain.policy",
+    "charter.domain.gate",
+    "charter.domain.stages",
+    "charter.evaluation.plugins",
+    "charter.evaluation.fairness",
+    "charter.evaluation.slices",
 ]
 
 

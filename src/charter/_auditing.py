@@ -20,12 +20,14 @@ from charter.journal import (
     sign_new_checkpoint,
 )
 from charter.ledger import Checkpoint, public_key_to_pem
+from charter.settings import Settings
 from charter.store import Store
 
 __all__ = ["AuditUseCases"]
 
 
 class _Host(Protocol):
+    settings: Settings
     store: Store
     artifacts: ArtifactStore
     _key: Ed25519PrivateKey
@@ -68,7 +70,11 @@ class AuditUseCases:
 
     def verify(self: _Host, *, artifacts: bool = False) -> VerifyReport:
         """Recompute the ledger, check checkpoints and cross-check state rows."""
-        report = verify_registry(self.store, public_key=self._key.public_key())
+        report = verify_registry(
+            self.store,
+            public_key=self._key.public_key(),
+            checkpoint_every=_home_interval(self.store),
+        )
         if artifacts:
             report = report.extend(verify_artifacts(self.store, self.artifacts))
         return report
@@ -77,3 +83,8 @@ class AuditUseCases:
         """Re-hash every stored file of ``model@version`` against its manifest."""
         self.get_version(model=model, version=version)
         return verify_artifacts(self.store, self.artifacts, only=(model, version))
+
+
+def _home_interval(store: Store) -> int | None:
+    with store.read() as tx:
+        return tx.checkpoint_every()

@@ -12,7 +12,7 @@ from typing import Any, Protocol
 from charter.domain.canonical import loads
 from charter.domain.entities import LedgerRecord, Version, VersionState
 from charter.domain.errors import ImmutableError, InvalidInputError, NotFoundError
-from charter.domain.folding import AmendmentRecord, EffectiveProfile, fold
+from charter.domain.folding import AmendmentRecord, EffectiveProfile, ProfileRecord, fold
 from charter.domain.profile import PREFIXES, ProfileDocument
 from charter.journal import now
 from charter.store import Store, WriteTx
@@ -176,6 +176,12 @@ class ProfileUseCases:
             baseline_only=baseline,
             sealed_digest=current.baseline_digest,
         )
+
+    def profile_records(self: _Host, *, model: str, version: str) -> list[ProfileRecord]:
+        """Every stored entry of a version, in force or not (superseded, retracted)."""
+        self.get_version(model=model, version=version)
+        with self.store.read() as tx:
+            return tx.profile_records(tx.version_id(model, version) or 0)
 
     def profile_history(self: _Host, *, model: str, version: str) -> list[dict[str, Any]]:
         """Every change to the profile, oldest first: baseline additions and amendments."""

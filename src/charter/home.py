@@ -12,10 +12,13 @@ from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from charter.domain.entities import Event
 from charter.domain.errors import HomeError
+from charter.domain.stages import Role, User
+from charter.journal import append_event, now
 from charter.ledger import generate_private_key, load_private_key, private_key_to_pem
 from charter.settings import Settings
-from charter.store import Store
+from charter.store import Store, WriteTx
 
 __all__ = ["init_home", "load_signing_key", "open_store"]
 
@@ -50,11 +53,24 @@ def init_home(settings: Settings) -> bool:
         store.migrate()
         with store.write() as tx:
             if tx.ledger_origin() is None:
-                tx.init_ledger(f"charter/{uuid.uuid4()}")
+                tx.init_ledger(
+                    f"charter/{uuid.uuid4()}", checkpoint_every=settings.checkpoint_every
+                )
                 created = True
+            if not tx.list_users():
+                # Whoever creates the home administers it; they grant roles to others.
+                _bootstrap_admin(tx, settings)
     finally:
         store.close()
     return created
+
+
+def _bootstrap_admin(tx: WriteTx, settings: Settings) -> None:
+    at = now()
+    admin = User(settings.user, Role.ADMIN, settings.user, at)
+    tx.put_user(admin)
+    event = Event("user.set", f"user:{admin.name}", settings.user, at, {"user": admin.state()})
+    append_event(tx, event, key=load_signing_key(settings))
 
 
 def open_store(settings: Settings) -> Store:
@@ -75,7 +91,15 @@ def open_store(settings: Settings) -> Store:
         synchronous=settings.sqlite_synchronous,
         busy_timeout_s=settings.busy_timeout_s,
     )
-    store.migrate()
+    # Opening never writes: a database from an older Charter is upgraded only by
+    # `charter init`, and a stray SQLite file is never given Charter's tables.
+    if not store.schema_current():
+        store.close()
+        raise HomeError(
+            f"the registry at {home} uses an older schema (or is not a Charter registry): "
+            "run `charter init` to upgrade it",
+            home=str(home),
+        )
     with store.read() as tx:
         if tx.ledger_origin() is None:
             store.close()

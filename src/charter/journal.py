@@ -8,6 +8,8 @@ how a state change and its ledger entry commit together (invariant 3).
 
 from __future__ import annotations
 
+import threading
+import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -21,13 +23,16 @@ from charter.domain.errors import LedgerError, NotFoundError
 from charter.ledger import (
     Checkpoint,
     IncrementalTree,
+    Node,
     NodeStore,
     append_nodes,
     hash_to_hex,
     leaf_hash,
+    node_hash,
     sign_checkpoint,
 )
 from charter.store import CheckpointRow, ReadTx, WriteTx
+from charter.store.store import LedgerHead
 
 __all__ = [
     "InclusionProof",
@@ -64,22 +69,124 @@ def now() -> str:
     return format_time(datetime.now(UTC))
 
 
-def append_event(
-    tx: WriteTx, event: Event, *, key: Ed25519PrivateKey, checkpoint_every: int
-) -> LedgerRecord:
+@dataclass(frozen=True)
+class _Frontier:
+    """The complete subtrees of a ledger of ``size`` entries, largest first.
+
+    Appending reads nothing else: the left siblings of the new leaf are the
+    smallest of these, and a checkpoint's root is their fold. Valid for a locked
+    head only if origin, size and newest leaf hash all match (see
+    :func:`_locked_frontier`).
+    """
+
+    origin: str
+    size: int
+    last_leaf: bytes | None
+    nodes: tuple[Node, ...]
+
+    def root(self) -> bytes:
+        """Root hash of the tree of ``size`` entries (size must be > 0)."""
+        value = self.nodes[-1][2]
+        for _level, _index, hashed in reversed(self.nodes[:-1]):
+            value = node_hash(hashed, value)
+        return value
+
+    def after(self, appended: list[Node], leaf: bytes) -> _Frontier:
+        """The frontier once ``appended`` (from :func:`append_nodes`) is stored."""
+        top = appended[-1]  # the largest subtree the new leaf completed
+        kept = tuple(node for node in self.nodes if node[0] > top[0])
+        return _Frontier(self.origin, self.size + 1, leaf, (*kept, top))
+
+
+def _frontier_keys(size: int) -> list[tuple[int, int]]:
+    """Keys of the complete subtrees making up a tree of ``size`` leaves, largest first.
+
+    One per set bit of ``size``: node ``(level, index)`` covers leaves
+    ``[index * 2**level, (index + 1) * 2**level)`` (see :mod:`charter.ledger.tree`).
+    """
+    keys, start = [], 0
+    for level in range(size.bit_length() - 1, -1, -1):
+        if size >> level & 1:
+            keys.append((level, start >> level))
+            start += 1 << level
+    return keys
+
+
+# Last known frontier per database (engine). Only an optimisation: each append
+# checks it against the head it has locked, so a write by another process (or a
+# rolled-back transaction of this one) makes it miss, never mislead.
+_FRONTIERS: weakref.WeakKeyDictionary[Any, _Frontier] = weakref.WeakKeyDictionary()
+_FRONTIERS_LOCK = threading.Lock()
+
+
+def _locked_frontier(tx: WriteTx) -> tuple[LedgerHead, _Frontier]:
+    """Lock the ledger head; return it and its frontier, from cache or in one query.
+
+    The cache is trusted only when the locked head has the same origin, the same
+    size *and* the same newest leaf hash as the cached frontier: sizes alone
+    could match after this process rolled back an append that another process
+    then replaced with a different entry.
+
+    Raises:
+        StorageError: when the ledger was never initialised.
+        LedgerError: when the store lacks a node a tree of that size must have.
+    """
+    head = tx.lock_ledger_state()
+    with _FRONTIERS_LOCK:
+        cached = _FRONTIERS.get(tx.conn.engine)
+    if (
+        cached is not None
+        and cached.size == head.size
+        and cached.origin == head.origin
+        and cached.last_leaf == head.last_leaf
+    ):
+        return head, cached
+    keys = _frontier_keys(head.size)
+    found = tx.get_nodes(keys)
+    missing = [key for key in keys if key not in found]
+    if missing:
+        raise LedgerError(
+            f"the ledger store has no node {missing[0]} needed for a tree of size {head.size}: "
+            "the store is damaged",
+            tree_size=head.size,
+            node=missing[0],
+        )
+    nodes = tuple((level, index, found[(level, index)]) for level, index in keys)
+    return head, _Frontier(head.origin, head.size, head.last_leaf, nodes)
+
+
+def append_event(tx: WriteTx, event: Event, *, key: Ed25519PrivateKey) -> LedgerRecord:
     """Append ``event`` to the ledger within ``tx``; sign a checkpoint when due.
+
+    The checkpoint interval is the home's own (fixed at init), so ``audit verify``
+    can tell a deleted checkpoint from a configuration change. Reads one row
+    (the locked head) when this process appended last, plus one batched node
+    query otherwise; writes the entry, its nodes and the head.
 
     Returns:
         The stored record (sequence number, canonical body, leaf hash).
+
+    Raises:
+        StorageError: when the ledger was never initialised.
+        LedgerError: when the stored tree is damaged.
     """
-    size = tx.lock_ledger()
+    head, frontier = _locked_frontier(tx)
+    size = frontier.size
     body = canonical_bytes(event.entry(size))
     leaf = leaf_hash(body)
-    nodes = append_nodes(size, leaf, TxNodeStore(tx).get)
+    # Siblings are the frontier's smallest subtrees; append_nodes asks only for those.
+    siblings = {(level, index): hashed for level, index, hashed in frontier.nodes}
+    nodes = append_nodes(size, leaf, lambda level, index: siblings[(level, index)])
     record = LedgerRecord(size, event.type, event.subject, event.actor, event.time, body, leaf)
     tx.append_entry(record, nodes)
-    if (size + 1) % checkpoint_every == 0:
-        sign_new_checkpoint(tx, key=key, size=size + 1)
+    grown = frontier.after(nodes, leaf)
+    with _FRONTIERS_LOCK:
+        _FRONTIERS[tx.conn.engine] = grown
+    if (size + 1) % head.checkpoint_every == 0:
+        cp = sign_checkpoint(
+            key, origin=grown.origin, tree_size=size + 1, root_hash=grown.root(), timestamp=now()
+        )
+        tx.add_checkpoint((cp.tree_size, cp.root_hash, cp.timestamp, cp.key_id, cp.signature))
     return record
 
 

@@ -16,7 +16,10 @@ from typing import Any
 import semver
 
 from charter._auditing import AuditUseCases
+from charter._cards import CardUseCases
 from charter._checks import check_declared_bump, check_tags, check_text, dataset_ref
+from charter._exports import ExportUseCases
+from charter._gates import GateUseCases
 from charter._lineage import LineageUseCases
 from charter._profiles import ProfileUseCases, add_entries_in
 from charter._trends import TrendUseCases
@@ -78,7 +81,15 @@ def parse_ref(ref: str) -> tuple[str, str | None]:
     return name, (version or None)
 
 
-class Registry(ProfileUseCases, LineageUseCases, TrendUseCases, AuditUseCases):
+class Registry(
+    ProfileUseCases,
+    LineageUseCases,
+    TrendUseCases,
+    CardUseCases,
+    ExportUseCases,
+    GateUseCases,
+    AuditUseCases,
+):
     """A registry home (or database + artifact store), used in-process.
 
     Obtain one with :func:`charter.open_registry`.
@@ -108,9 +119,7 @@ class Registry(ProfileUseCases, LineageUseCases, TrendUseCases, AuditUseCases):
 
     def _record(self, tx: WriteTx, type_: str, subject: str, data: dict[str, Any]) -> LedgerRecord:
         event = Event(type=type_, subject=subject, actor=self.user, time=now(), data=data)
-        return append_event(
-            tx, event, key=self._key, checkpoint_every=self.settings.checkpoint_every
-        )
+        return append_event(tx, event, key=self._key)
 
     # -- models -------------------------------------------------------------
     def create_model(

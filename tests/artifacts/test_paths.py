@@ -224,7 +224,8 @@ def test_manifest_digest_is_the_documented_canonical_shape() -> None:
     assert manifest.digest == expected
     # Pinned: auditors recompute this value; changing it breaks every ledger.
     assert manifest.digest == (
-        "sha256:" + hashlib.sha256(
+        "sha256:"
+        + hashlib.sha256(
             b'{"files":[{"digest":"' + D2.encode() + b'","path":"a.txt","size":22},'
             b'{"digest":"' + D1.encode() + b'","path":"w.bin","size":1}]}'
         ).hexdigest()
@@ -271,10 +272,17 @@ def test_manifest_from_list_rejects_bad_input(items: list[object]) -> None:
 
 
 def test_manifest_diff() -> None:
-    old = Manifest((ManifestEntry("keep", D1, 1), ManifestEntry("edit", D1, 1),
-                    ManifestEntry("gone", D1, 1)))
-    new = Manifest((ManifestEntry("keep", D1, 1), ManifestEntry("edit", D2, 1),
-                    ManifestEntry("new/b", D3, 1), ManifestEntry("new/a", D3, 1)))
+    old = Manifest(
+        (ManifestEntry("keep", D1, 1), ManifestEntry("edit", D1, 1), ManifestEntry("gone", D1, 1))
+    )
+    new = Manifest(
+        (
+            ManifestEntry("keep", D1, 1),
+            ManifestEntry("edit", D2, 1),
+            ManifestEntry("new/b", D3, 1),
+            ManifestEntry("new/a", D3, 1),
+        )
+    )
     diff = old.diff(new)
     assert diff == ManifestDiff(added=("new/a", "new/b"), removed=("gone",), changed=("edit",))
     assert diff
@@ -301,8 +309,9 @@ def test_ingest_single_file(store: ArtifactStore, tmp_path: Path) -> None:
     path = tmp_path / "clf.joblib"
     path.write_bytes(b"model bytes")
     manifest = ingest(store, path)
-    assert manifest.to_list() == [{"path": "clf.joblib", "digest": digest_of(b"model bytes"),
-                                   "size": 11}]
+    assert manifest.to_list() == [
+        {"path": "clf.joblib", "digest": digest_of(b"model bytes"), "size": 11}
+    ]
 
 
 def test_ingest_with_cache_does_not_reread_unchanged_files(
@@ -324,18 +333,23 @@ def test_ingest_with_cache_does_not_reread_unchanged_files(
     assert first.diff(third).changed == ("config.json",)
 
 
+@pytest.mark.parametrize("change", [b"appended", b""])
 def test_ingest_refuses_a_file_that_changes_while_read(
-    store: ArtifactStore, tmp_path: Path
+    store: ArtifactStore, tmp_path: Path, change: bytes
 ) -> None:
-    path = tmp_path / "growing.bin"
-    path.write_bytes(b"first part")
+    path = tmp_path / "checkpoint.bin"
+    path.write_bytes(b"first version")
+    age(path)
+    changed: list[bool] = []
 
-    def keep_writing(_: int) -> None:
-        with path.open("ab") as more:
-            more.write(b" and more")
+    def writer_meanwhile(_: int) -> None:
+        if not changed:  # once: appending, or rewriting with the same size
+            changed.append(True)
+            with path.open("ab" if change else "r+b") as out:
+                out.write(change or b"FIRST")
 
     with pytest.raises(InvalidInputError, match="changed while"):
-        ingest(store, path, progress=keep_writing)
+        ingest(store, path, progress=writer_meanwhile)
 
 
 def test_ingest_of_invalid_source_stores_nothing(store: ArtifactStore, model: Path) -> None:

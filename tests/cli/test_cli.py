@@ -49,9 +49,21 @@ def test_init_creates_a_private_key(cli: Cli) -> None:
 def test_register_publish_show_list(cli: Cli, artifact: Path, dataset: Path) -> None:
     assert cli("model", "create", "credit-risk", "--risk-tier", "high", "--owner", "risk")[0] == 0
     code, out, err = cli(
-        "register", "credit-risk", str(artifact), "--version", "1.0.0",
-        "--dataset", f"train={dataset}", "--param", "C=1.0", "--run", "r1",
-        "--commit", "abc", "--tag", "team=risk",
+        "register",
+        "credit-risk",
+        str(artifact),
+        "--version",
+        "1.0.0",
+        "--dataset",
+        f"train={dataset}",
+        "--param",
+        "C=1.0",
+        "--run",
+        "r1",
+        "--commit",
+        "abc",
+        "--tag",
+        "team=risk",
     )
     assert code == 0, err
     assert "registered credit-risk@1.0.0" in out
@@ -78,16 +90,36 @@ def test_bump_refusal_exits_1_and_names_the_fingerprint(
     d1, d2 = tmp_path / "a.csv", tmp_path / "b.csv"
     d1.write_text("1")
     d2.write_text("2")
-    assert cli("register", "m", str(artifact), "--version", "1.0.0", "--dataset", f"train={d1}")[0] == 0
+    assert (
+        cli("register", "m", str(artifact), "--version", "1.0.0", "--dataset", f"train={d1}")[0]
+        == 0
+    )
     code, _, err = cli(
-        "register", "m", str(artifact), "--version", "1.0.1", "--parent", "1.0.0",
-        "--dataset", f"train={d2}",
+        "register",
+        "m",
+        str(artifact),
+        "--version",
+        "1.0.1",
+        "--parent",
+        "1.0.0",
+        "--dataset",
+        f"train={d2}",
     )
     assert code == 1
     assert "data fingerprint changed" in err and "minor" in err
     code, _, err = cli(
-        "register", "m", str(artifact), "--version", "1.0.1", "--parent", "1.0.0",
-        "--dataset", f"train={d2}", "--force", "--reason", "hotfix on relabelled rows",
+        "register",
+        "m",
+        str(artifact),
+        "--version",
+        "1.0.1",
+        "--parent",
+        "1.0.0",
+        "--dataset",
+        f"train={d2}",
+        "--force",
+        "--reason",
+        "hotfix on relabelled rows",
     )
     assert code == 0, err
     log = cli.json("audit", "log")
@@ -167,11 +199,12 @@ def test_audit_commands(cli: Cli, artifact: Path) -> None:
     cli("model", "create", "m")
     cli("register", "m", str(artifact), "--version", "1.0.0")
     cp = cli.json("audit", "checkpoint")
-    assert isinstance(cp, dict) and cp["tree_size"] == 2
-    code, out, _ = cli("audit", "proof", "0")
+    # init made carol the first admin (user.set), then model.created, version.registered
+    assert isinstance(cp, dict) and cp["tree_size"] == 3
+    code, out, _ = cli("audit", "proof", "1")
     proof = json.loads(out)
     assert proof["entry"]["type"] == "model.created"
-    assert proof["checkpoint"]["tree_size"] == 2
+    assert proof["checkpoint"]["tree_size"] == 3
     report = cli.json("audit", "verify")
     assert isinstance(report, dict) and report["ok"] is True
     code, out, _ = cli("audit", "verify", "--artifacts")
@@ -193,7 +226,7 @@ def test_an_auditor_checks_a_proof_offline(cli: Cli, artifact: Path) -> None:
     cli("register", "m", str(artifact), "--version", "1.0.0")
     cli("publish", "m@1.0.0")
     _, pem, _ = cli("audit", "public-key")
-    _, out, _ = cli("audit", "proof", "1")
+    _, out, _ = cli("audit", "proof", "2")
     proof = json.loads(out)
     checkpoint = Checkpoint.from_dict(proof["checkpoint"])
     assert verify_checkpoint(checkpoint, load_public_key(pem.encode()))
@@ -201,6 +234,6 @@ def test_an_auditor_checks_a_proof_offline(cli: Cli, artifact: Path) -> None:
     assert leaf.hex() == proof["leaf_hash"]
     path = [bytes.fromhex(h) for h in proof["inclusion_proof"]]
     args = {"leaf_hash": leaf, "tree_size": checkpoint.tree_size, "proof": path}
-    assert verify_inclusion(index=1, root=checkpoint.root_hash, **args)
-    assert not verify_inclusion(index=0, root=checkpoint.root_hash, **args)
+    assert verify_inclusion(index=2, root=checkpoint.root_hash, **args)
+    assert not verify_inclusion(index=1, root=checkpoint.root_hash, **args)
     assert proof["entry"]["type"] == "version.registered"

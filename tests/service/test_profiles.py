@@ -83,7 +83,10 @@ evidence: ["https://monitoring.example/run/1"]
     assert baseline.digest == baseline.baseline_digest
     history = published.profile_history(model="m", version="1.0.0")
     assert [h["type"] for h in history] == [
-        "profile.entries_added", "version.published", "profile.amended", "profile.amended",
+        "profile.entries_added",
+        "version.published",
+        "profile.amended",
+        "profile.amended",
     ]
     assert history[-1]["reason"] == "wrong limit"
 

@@ -29,9 +29,14 @@ def lineage(registry: Registry, artifact: Path, tmp_path: Path) -> Registry:
         data = tmp_path / f"train-{i}.csv"
         data.write_text("x\n" * (i + 1))
         registry.register(
-            model="dx", path=artifact, version=version, parent=parent,
-            datasets=[("train", str(data))], params={"rows": str(100 * (i + 1))},
-            commit=f"c{i}", profile=_doc(overall, rare),  # type: ignore[arg-type]
+            model="dx",
+            path=artifact,
+            version=version,
+            parent=parent,
+            datasets=[("train", str(data))],
+            params={"rows": str(100 * (i + 1))},
+            commit=f"c{i}",
+            profile=_doc(overall, rare),  # type: ignore[arg-type]
         )
         registry.publish(model="dx", version=version)
     return registry

@@ -21,9 +21,9 @@ import itertools
 import os
 import stat as stat_mod
 import unicodedata
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from functools import cached_property
+from functools import cached_property, lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +40,7 @@ __all__ = [
     "ManifestEntry",
     "SourceFile",
     "ingest",
+    "manifest_digest",
     "scan_source",
     "validate_relpath",
 ]
@@ -77,6 +78,14 @@ def validate_relpath(relpath: str) -> str:
     """
     if not isinstance(relpath, str) or not relpath:
         raise _bad_path(relpath, "it is empty or not a string")
+    _check_relpath(relpath)
+    return relpath
+
+
+# Memoised: manifests repeat the same paths version after version, and ``audit
+# verify`` checks every row. A rejected path raises, which lru_cache never stores.
+@lru_cache(maxsize=4096)
+def _check_relpath(relpath: str) -> None:
     if len(relpath) > MAX_RELPATH_CHARS:
         raise _bad_path(relpath, f"it is longer than {MAX_RELPATH_CHARS} characters")
     if relpath.startswith("/"):
@@ -96,7 +105,6 @@ def validate_relpath(relpath: str) -> str:
             raise _bad_path(relpath, "it is not valid UTF-8") from None
         if len(encoded) > MAX_SEGMENT_BYTES:
             raise _bad_path(relpath, f"a name is longer than {MAX_SEGMENT_BYTES} bytes")
-    return relpath
 
 
 @dataclass(frozen=True, slots=True)
@@ -300,10 +308,35 @@ class Manifest:
         )
 
 
+def manifest_digest(rows: Iterable[tuple[str, str, int]]) -> str:
+    """``Manifest(...).digest`` of ``(path, digest, size)`` rows, without building entries.
+
+    The same checks (raising the same errors) and the same digest, several times
+    faster: ``audit verify`` recomputes one per version.
+
+    Raises:
+        InvalidInputError: on an invalid path, digest or size, or a duplicate path.
+    """
+    checked = []
+    for path, digest, size in rows:
+        validate_relpath(path)
+        validate_digest(digest)
+        if isinstance(size, bool) or not isinstance(size, int) or size < 0:
+            ManifestEntry(path, digest, size)  # raises the usual error
+        checked.append((path, digest, size))
+    checked.sort(key=lambda row: row[0])
+    for before, after in itertools.pairwise(checked):
+        if before[0] == after[0]:
+            Manifest((ManifestEntry(*before), ManifestEntry(*after)))  # raises the usual error
+    files = [{"path": path, "digest": digest, "size": size} for path, digest, size in checked]
+    return canonical_digest({"files": files})
+
+
 def ingest(
     store: ArtifactStore,
     source: Path,
     *,
+    sources: Sequence[SourceFile] | None = None,
     cache: HashCache | None = None,
     progress: Progress | None = None,
 ) -> Manifest:
@@ -315,6 +348,8 @@ def ingest(
     Args:
         store: where the blobs go.
         source: a file or folder (see :func:`scan_source`).
+        sources: the result of ``scan_source(source)`` when the caller has it
+            already (the scan is then not repeated).
         cache: optional stat cache mapping unchanged files to known digests.
         progress: called with byte increments over all files.
 
@@ -328,7 +363,7 @@ def ingest(
         StorageError: if the store cannot be written.
     """
     entries = []
-    for file in scan_source(source):
+    for file in scan_source(source) if sources is None else sources:
         before = _stat(file)
         known = cache.lookup(file.abspath, before) if cache is not None else None
         blob = store.put_file(file.abspath, progress=progress, known_digest=known)

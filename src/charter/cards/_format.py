@@ -165,7 +165,9 @@ def summarize(body: Mapping[str, Any]) -> str:
     if section == "adversarial":
         pack = body.get("pack") or {}
         hits, attempts = body.get("hits"), body.get("attempts")
-        return f"{pack.get('name')}@{pack.get('version')} on {body.get('target')}: {hits}/{attempts}"
+        return (
+            f"{pack.get('name')}@{pack.get('version')} on {body.get('target')}: {hits}/{attempts}"
+        )
     if section == "constraints":
         return "guardrails and intended use"
     return str(body.get("id", "entry"))

@@ -7,13 +7,14 @@ Errors are mapped to output here, in :func:`main`, and nowhere else.
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from charter.cli import audit, lineage, models, profiles, versions
+from charter.cli import audit, cards, gates, lineage, models, profiles, versions
 from charter.cli._common import err_console
 from charter.domain.errors import CharterError
 
@@ -41,6 +42,8 @@ def _root(
 models.register_commands(app)
 versions.register_commands(app)
 lineage.register_commands(app)
+cards.register_commands(app)
+gates.register_commands(app)
 app.add_typer(profiles.app, name="profile")
 app.add_typer(audit.app, name="audit")
 
@@ -63,6 +66,15 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         err_console.print("interrupted: nothing half-written was committed")
         return 130
+    except Exception as bug:  # a defect, not a user's mistake: say so, keep it to one line
+        if os.environ.get("CHARTER_DEBUG"):
+            raise
+        err_console.print(
+            f"[bold red]internal error:[/] {type(bug).__name__}: {bug} "
+            "(this is a bug in Charter; set CHARTER_DEBUG=1 for the traceback)",
+            highlight=False,
+        )
+        return 70
     return 0
 
 

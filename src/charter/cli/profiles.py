@@ -16,11 +16,16 @@ from charter.domain.folding import EffectiveProfile
 from charter.domain.profile import ProfileDocument, entries_from_metrics, parse_document
 from charter.service import parse_ref
 
-__all__ = ["app", "read_document", "read_metrics"]
+__all__ = ["app", "read_document", "read_metrics", "read_text"]
 
 app = typer.Typer(help="Safety profiles: add, amend, show, history.", no_args_is_help=True)
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
 MAX_PROFILE_BYTES = 16 * 1024 * 1024
+
+
+def read_text(path: Path, what: str) -> str:
+    """Read a UTF-8 text file given on the command line (bounded, clear errors)."""
+    return _read(path, what)
 
 
 def _read(path: Path, what: str) -> str:

@@ -15,6 +15,8 @@ __all__ = [
     "BumpRefusedError",
     "CharterError",
     "ConflictError",
+    "ForbiddenError",
+    "GateRefusedError",
     "HomeError",
     "ImmutableError",
     "IntegrityError",
@@ -115,4 +117,18 @@ class StorageError(CharterError):
     """The database or artifact store failed or is corrupted."""
 
     code = "storage"
+    exit_code = 1
+
+
+class ForbiddenError(CharterError):
+    """The acting user's role does not allow this action."""
+
+    code = "forbidden"
+    exit_code = 1
+
+
+class GateRefusedError(CharterError):
+    """A promotion was refused: the gate failed or approvals are missing."""
+
+    code = "gate_refused"
     exit_code = 1

@@ -13,7 +13,6 @@ import math
 import re
 from typing import Annotated, Any, ClassVar, Literal
 
-import jsonschema
 import yaml
 from pydantic import (
     AfterValidator,
@@ -234,6 +233,9 @@ class ConstraintsEntry(_Entry):
     @classmethod
     def _schema(cls, schema: dict[str, Any] | None) -> dict[str, Any] | None:
         if schema is not None:
+            # Imported here: jsonschema takes ~1.5 s to import, paid by every CLI call.
+            import jsonschema
+
             try:
                 jsonschema.Draft202012Validator.check_schema(schema)
             except jsonschema.SchemaError as exc:

@@ -8,10 +8,11 @@ from typing import Any
 
 from sqlalchemy import Connection, func, insert, select
 
+from charter.domain.cards import CardRecord
 from charter.domain.folding import AmendmentRecord, ProfileRecord
 from charter.store import schema as t
 
-__all__ = ["ProfileReads", "ProfileWrites"]
+__all__ = ["CardRows", "ProfileReads", "ProfileWrites"]
 
 
 class ProfileReads:
@@ -59,6 +60,19 @@ class ProfileReads:
                 select(func.count()).where(t.amendments.c.version_id == version_id)
             ).scalar_one()
         )
+
+    def metric_names(self) -> set[str]:
+        """Every evaluation name and bias-audit metric recorded in any profile."""
+        names: set[str | None] = set()
+        rows = self.conn.execute(
+            select(t.profile_entries.c.body).where(
+                t.profile_entries.c.section.in_(["evaluations", "bias_audits"])
+            )
+        )
+        for (body,) in rows:
+            entry = json.loads(body)
+            names.add(entry.get("name") or entry.get("metric"))
+        return {n for n in names if n}
 
     def all_profile_records(self) -> dict[int, list[ProfileRecord]]:
         """Every profile entry, grouped by version id (for verification)."""
@@ -130,3 +144,39 @@ def _amendment(r: Any, entry_ids: list[str]) -> AmendmentRecord:
         author=r.author,
         created_at=r.created_at,
     )
+
+
+class CardRows:
+    """Rendered model cards (append-only)."""
+
+    conn: Connection
+
+    def card_rows(self, version_id: int | None = None) -> list[tuple[int, CardRecord]]:
+        """Every rendered card (of one version, or all), oldest first, with version ids."""
+        refs = select(t.versions.c.id, t.models.c.name, t.versions.c.version).join(
+            t.models, t.models.c.id == t.versions.c.model_id
+        )
+        names = {r.id: f"{r.name}@{r.version}" for r in self.conn.execute(refs)}
+        query = select(t.cards).order_by(t.cards.c.rendered_at)
+        if version_id is not None:
+            query = query.where(t.cards.c.version_id == version_id)
+        return [
+            (
+                r.version_id,
+                CardRecord(
+                    ref=names.get(r.version_id, f"id {r.version_id}"),
+                    card_id=r.card_id,
+                    format=r.format,
+                    digest=r.digest,
+                    profile_digest=r.profile_digest,
+                    metadata_digest=r.metadata_digest,
+                    rendered_by=r.rendered_by,
+                    rendered_at=r.rendered_at,
+                ),
+            )
+            for r in self.conn.execute(query)
+        ]
+
+    def insert_card(self, version_id: int, card: CardRecord) -> None:
+        """Store a rendered card's record."""
+        self.conn.execute(insert(t.cards).values(version_id=version_id, **card.state()))

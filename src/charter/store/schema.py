@@ -1,13 +1,14 @@
 """Tables of the metadata store (SQLAlchemy Core).
 
 The Alembic migrations in ``migrations/versions`` create exactly these tables;
-``tests/store/test_migrations.py`` checks the two agree.
+``tests/store/test_store.py`` checks the two agree.
 """
 
 from __future__ import annotations
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     Column,
     ForeignKey,
     Index,
@@ -22,16 +23,25 @@ from sqlalchemy import (
 
 __all__ = [
     "amendments",
+    "approvals",
+    "cards",
     "checkpoints",
     "datasets",
     "files",
+    "gate_decisions",
     "ledger_entries",
     "ledger_head",
     "ledger_nodes",
     "metadata",
     "models",
+    "policies",
+    "policy_assignments",
     "profile_entries",
+    "stage_history",
+    "stages",
     "tags",
+    "users",
+    "version_status",
     "versions",
 ]
 
@@ -140,6 +150,7 @@ ledger_head = Table(
     Column("id", Integer, primary_key=True, autoincrement=False),
     Column("size", BigInteger, nullable=False),
     Column("origin", String(200), nullable=False),
+    Column("checkpoint_every", Integer, nullable=False),
 )
 
 checkpoints = Table(
@@ -173,4 +184,114 @@ amendments = Table(
     Column("retracts", Text, nullable=False),
     Column("author", String(200), nullable=False),
     Column("created_at", String(32), nullable=False),
+)
+
+cards = Table(
+    "model_cards",
+    metadata,
+    Column("version_id", Integer, ForeignKey("versions.id"), primary_key=True),
+    Column("card_id", String(32), primary_key=True),
+    Column("format", String(8), nullable=False),
+    Column("digest", String(80), nullable=False),
+    Column("profile_digest", String(80), nullable=False),
+    Column("metadata_digest", String(80), nullable=False),
+    Column("rendered_by", String(200), nullable=False),
+    Column("rendered_at", String(32), nullable=False),
+)
+
+users = Table(
+    "users",
+    metadata,
+    Column("name", String(200), primary_key=True),
+    Column("role", String(16), nullable=False),
+    Column("updated_by", String(200), nullable=False),
+    Column("updated_at", String(32), nullable=False),
+)
+
+policies = Table(
+    "policies",
+    metadata,
+    Column("digest", String(80), primary_key=True),
+    Column("text", Text, nullable=False),
+    Column("created_by", String(200), nullable=False),
+    Column("created_at", String(32), nullable=False),
+)
+
+# scope "*" is the registry-wide default; otherwise a model name.
+policy_assignments = Table(
+    "policy_assignments",
+    metadata,
+    Column("scope", String(64), primary_key=True),
+    Column("digest", String(80), ForeignKey("policies.digest"), nullable=False),
+    Column("set_by", String(200), nullable=False),
+    Column("set_at", String(32), nullable=False),
+)
+
+gate_decisions = Table(
+    "gate_decisions",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("version_id", Integer, ForeignKey("versions.id"), nullable=False),
+    Column("stage", String(64), nullable=False),
+    Column("policy_digest", String(80), nullable=False),
+    Column("profile_digest", String(80), nullable=False),
+    Column("passed", Boolean, nullable=False),
+    Column("document", Text, nullable=False),
+    Column("decided_by", String(200), nullable=False),
+    Column("decided_at", String(32), nullable=False),
+    Index("ix_gate_decisions_version_stage", "version_id", "stage"),
+)
+
+approvals = Table(
+    "approvals",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("version_id", Integer, ForeignKey("versions.id"), nullable=False),
+    Column("stage", String(64), nullable=False),
+    Column("decision", String(16), nullable=False),
+    Column("user", String(200), nullable=False),
+    Column("role", String(16), nullable=False),
+    Column("comment", Text, nullable=False),
+    Column("profile_digest", String(80), nullable=False),
+    Column("at", String(32), nullable=False),
+    Index("ix_approvals_version_stage", "version_id", "stage"),
+)
+
+# The current holder of each stage. ``generation`` grows by one on every move,
+# so a promotion is a compare-and-set on it: two concurrent moves cannot both win.
+stages = Table(
+    "stages",
+    metadata,
+    Column("model_id", Integer, ForeignKey("models.id"), primary_key=True),
+    Column("stage", String(64), primary_key=True),
+    Column("version_id", Integer, ForeignKey("versions.id"), nullable=False),
+    Column("generation", Integer, nullable=False),
+    Column("assigned_by", String(200), nullable=False),
+    Column("assigned_at", String(32), nullable=False),
+)
+
+stage_history = Table(
+    "stage_history",
+    metadata,
+    Column("model_id", Integer, ForeignKey("models.id"), primary_key=True),
+    Column("stage", String(64), primary_key=True),
+    Column("generation", Integer, primary_key=True, autoincrement=False),
+    Column("version_id", Integer, ForeignKey("versions.id"), nullable=False),
+    Column("action", String(16), nullable=False),
+    Column("reason", Text, nullable=True),
+    Column("gate_decision_id", Integer, nullable=True),
+    Column("approval_ids", Text, nullable=False),
+    Column("by", String(200), nullable=False),
+    Column("at", String(32), nullable=False),
+    Column("ledger_seq", BigInteger, nullable=False),
+)
+
+version_status = Table(
+    "version_status",
+    metadata,
+    Column("version_id", Integer, ForeignKey("versions.id"), primary_key=True),
+    Column("status", String(16), nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("by", String(200), nullable=False),
+    Column("at", String(32), nullable=False),
 )

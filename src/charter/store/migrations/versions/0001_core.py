@@ -147,6 +147,7 @@ def upgrade() -> None:
         sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
         sa.Column("size", sa.BigInteger, nullable=False),
         sa.Column("origin", sa.String(200), nullable=False),
+        sa.Column("checkpoint_every", sa.Integer, nullable=False),
     )
     op.create_table(
         "ledger_checkpoints",

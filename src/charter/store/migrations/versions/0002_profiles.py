@@ -1,4 +1,4 @@
-"""Safety profiles: entries, amendments and the sealed baseline digest.
+"""Safety profiles (entries, amendments, sealed baseline digest) and model cards.
 
 Revision ID: 0002_profiles
 Revises: 0001_core
@@ -31,6 +31,8 @@ _SQLITE_TRIGGERS = [
        BEGIN SELECT RAISE(ABORT, 'amendments are append-only'); END""",
     """CREATE TRIGGER amendments_no_delete BEFORE DELETE ON profile_amendments
        BEGIN SELECT RAISE(ABORT, 'amendments are append-only'); END""",
+    """CREATE TRIGGER model_cards_no_update BEFORE UPDATE ON model_cards
+       BEGIN SELECT RAISE(ABORT, 'rendered cards are append-only'); END""",
 ]
 
 _PG_TRIGGERS = [
@@ -55,6 +57,8 @@ _PG_TRIGGERS = [
        FOR EACH ROW EXECUTE FUNCTION charter_profile_guard()""",
     """CREATE TRIGGER amendments_append_only BEFORE UPDATE OR DELETE ON profile_amendments
        FOR EACH ROW EXECUTE FUNCTION charter_refuse('amendments are append-only')""",
+    """CREATE TRIGGER model_cards_append_only BEFORE UPDATE ON model_cards
+       FOR EACH ROW EXECUTE FUNCTION charter_refuse('rendered cards are append-only')""",
 ]
 
 
@@ -80,12 +84,24 @@ def upgrade() -> None:
         sa.Column("amendment_id", sa.String(32), nullable=True),
         sa.Column("recorded_at", sa.String(32), nullable=False),
     )
+    op.create_table(
+        "model_cards",
+        sa.Column("version_id", sa.Integer, sa.ForeignKey("versions.id"), primary_key=True),
+        sa.Column("card_id", sa.String(32), primary_key=True),
+        sa.Column("format", sa.String(8), nullable=False),
+        sa.Column("digest", sa.String(80), nullable=False),
+        sa.Column("profile_digest", sa.String(80), nullable=False),
+        sa.Column("metadata_digest", sa.String(80), nullable=False),
+        sa.Column("rendered_by", sa.String(200), nullable=False),
+        sa.Column("rendered_at", sa.String(32), nullable=False),
+    )
     triggers = _PG_TRIGGERS if op.get_bind().dialect.name == "postgresql" else _SQLITE_TRIGGERS
     for statement in triggers:
         op.execute(statement)
 
 
 def downgrade() -> None:
+    op.drop_table("model_cards")
     op.drop_table("profile_entries")
     op.drop_table("profile_amendments")
     if op.get_bind().dialect.name == "postgresql":

@@ -1,0 +1,266 @@
+"""Store queries for users, policies, gate decisions, approvals and stages."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from sqlalchemy import Connection, delete, func, insert, select, update
+
+from charter.domain.stages import Approval, Role, StageMove, User
+from charter.store import schema as t
+
+__all__ = ["GateRows"]
+
+
+class GateRows:
+    """Gate-related rows; writes happen inside the caller's write transaction."""
+
+    conn: Connection
+
+    # -- users --------------------------------------------------------------
+    def get_user(self, name: str) -> User | None:
+        """The user called ``name``, or None."""
+        r = self.conn.execute(select(t.users).where(t.users.c.name == name)).first()
+        return User(r.name, Role(r.role), r.updated_by, r.updated_at) if r else None
+
+    def list_users(self) -> list[User]:
+        """Every user, by name."""
+        rows = self.conn.execute(select(t.users).order_by(t.users.c.name))
+        return [User(r.name, Role(r.role), r.updated_by, r.updated_at) for r in rows]
+
+    def put_user(self, user: User) -> None:
+        """Insert or replace a user."""
+        self.conn.execute(delete(t.users).where(t.users.c.name == user.name))
+        self.conn.execute(insert(t.users).values(**user.state()))
+
+    # -- policies -----------------------------------------------------------
+    def put_policy(self, digest: str, text: str, *, by: str, at: str) -> None:
+        """Store a policy text by digest (once)."""
+        found = self.conn.execute(
+            select(t.policies.c.digest).where(t.policies.c.digest == digest)
+        ).first()
+        if found is None:
+            self.conn.execute(
+                insert(t.policies).values(digest=digest, text=text, created_by=by, created_at=at)
+            )
+
+    def assign_policy(self, scope: str, digest: str, *, by: str, at: str) -> None:
+        """Make ``digest`` the policy of ``scope`` ("*" or a model name)."""
+        self.conn.execute(delete(t.policy_assignments).where(t.policy_assignments.c.scope == scope))
+        self.conn.execute(
+            insert(t.policy_assignments).values(scope=scope, digest=digest, set_by=by, set_at=at)
+        )
+
+    def policy_for(self, scope: str) -> tuple[str, str] | None:
+        """(digest, text) of the policy assigned to ``scope``, or None."""
+        r = self.conn.execute(
+            select(t.policies.c.digest, t.policies.c.text)
+            .join(t.policy_assignments, t.policy_assignments.c.digest == t.policies.c.digest)
+            .where(t.policy_assignments.c.scope == scope)
+        ).first()
+        return (r.digest, r.text) if r else None
+
+    def policy_assignments(self) -> dict[str, str]:
+        """``{scope: digest}`` of every assignment."""
+        rows = self.conn.execute(select(t.policy_assignments))
+        return {r.scope: r.digest for r in rows}
+
+    def policy_texts(self) -> dict[str, str]:
+        """``{digest: text}`` of every stored policy."""
+        return {r.digest: r.text for r in self.conn.execute(select(t.policies))}
+
+    # -- gate decisions -----------------------------------------------------
+    def next_id(self, table: Any) -> int:
+        """Next integer id of an append-only table (writers are serialised)."""
+        return (
+            int(self.conn.execute(select(func.coalesce(func.max(table.c.id), 0))).scalar_one()) + 1
+        )
+
+    def insert_decision(
+        self,
+        *,
+        decision_id: int,
+        version_id: int,
+        stage: str,
+        policy_digest: str,
+        profile_digest: str,
+        passed: bool,
+        document: dict[str, Any],
+        by: str,
+        at: str,
+    ) -> None:
+        """Store one gate decision."""
+        self.conn.execute(
+            insert(t.gate_decisions).values(
+                id=decision_id,
+                version_id=version_id,
+                stage=stage,
+                policy_digest=policy_digest,
+                profile_digest=profile_digest,
+                passed=passed,
+                document=json.dumps(document, sort_keys=True),
+                decided_by=by,
+                decided_at=at,
+            )
+        )
+
+    def decisions(
+        self, version_id: int | None = None, stage: str | None = None
+    ) -> list[dict[str, Any]]:
+        """Gate decisions (of one version and/or stage), oldest first."""
+        query = select(t.gate_decisions).order_by(t.gate_decisions.c.id)
+        if version_id is not None:
+            query = query.where(t.gate_decisions.c.version_id == version_id)
+        if stage is not None:
+            query = query.where(t.gate_decisions.c.stage == stage)
+        return [
+            {"id": r.id, "version_id": r.version_id, "stage": r.stage, "passed": bool(r.passed),
+             "policy_digest": r.policy_digest, "profile_digest": r.profile_digest,
+             "document": json.loads(r.document), "decided_by": r.decided_by,
+             "decided_at": r.decided_at}
+            for r in self.conn.execute(query)
+        ]  # fmt: skip
+
+    # -- approvals ----------------------------------------------------------
+    def insert_approval(self, version_id: int, approval: Approval) -> None:
+        """Store one approval or rejection."""
+        state = approval.state()
+        state.pop("ref")
+        self.conn.execute(insert(t.approvals).values(version_id=version_id, **state))
+
+    def approvals(
+        self, version_id: int | None = None, stage: str | None = None
+    ) -> list[tuple[int, Approval]]:
+        """(version id, approval) pairs, oldest first."""
+        names = self._refs()
+        query = select(t.approvals).order_by(t.approvals.c.id)
+        if version_id is not None:
+            query = query.where(t.approvals.c.version_id == version_id)
+        if stage is not None:
+            query = query.where(t.approvals.c.stage == stage)
+        return [
+            (r.version_id, Approval(r.id, names.get(r.version_id, "?"), r.stage, r.decision,
+                                    r.user, r.role, r.comment, r.profile_digest, r.at))
+            for r in self.conn.execute(query)
+        ]  # fmt: skip
+
+    def _refs(self) -> dict[int, str]:
+        rows = self.conn.execute(
+            select(t.versions.c.id, t.models.c.name, t.versions.c.version).join(
+                t.models, t.models.c.id == t.versions.c.model_id
+            )
+        )
+        return {r.id: f"{r.name}@{r.version}" for r in rows}
+
+    # -- stages -------------------------------------------------------------
+    def stage_pointer(self, model_id: int, stage: str) -> tuple[int, int] | None:
+        """(version id, generation) currently holding ``stage``, or None."""
+        r = self.conn.execute(
+            select(t.stages.c.version_id, t.stages.c.generation).where(
+                t.stages.c.model_id == model_id, t.stages.c.stage == stage
+            )
+        ).first()
+        return (r.version_id, r.generation) if r else None
+
+    def stage_pointers(self, model_id: int | None = None) -> list[dict[str, Any]]:
+        """Every current stage pointer (of one model), with model and version names."""
+        names = self._refs()
+        query = select(t.stages, t.models.c.name).join(
+            t.models, t.models.c.id == t.stages.c.model_id
+        )
+        if model_id is not None:
+            query = query.where(t.stages.c.model_id == model_id)
+        return [
+            {"model": r.name, "stage": r.stage, "version": names[r.version_id].split("@")[1],
+             "generation": r.generation, "assigned_by": r.assigned_by, "assigned_at": r.assigned_at}
+            for r in self.conn.execute(query)
+        ]  # fmt: skip
+
+    def move_stage(
+        self,
+        *,
+        model_id: int,
+        stage: str,
+        version_id: int,
+        expected_generation: int,
+        by: str,
+        at: str,
+    ) -> bool:
+        """Compare-and-set the pointer; False when another writer moved it first."""
+        if expected_generation == 0:
+            if self.stage_pointer(model_id, stage) is not None:
+                return False
+            self.conn.execute(
+                insert(t.stages).values(
+                    model_id=model_id,
+                    stage=stage,
+                    version_id=version_id,
+                    generation=1,
+                    assigned_by=by,
+                    assigned_at=at,
+                )
+            )
+            return True
+        done = self.conn.execute(
+            update(t.stages)
+            .where(
+                t.stages.c.model_id == model_id,
+                t.stages.c.stage == stage,
+                t.stages.c.generation == expected_generation,
+            )
+            .values(
+                version_id=version_id,
+                generation=expected_generation + 1,
+                assigned_by=by,
+                assigned_at=at,
+            )
+        )
+        return done.rowcount == 1
+
+    def insert_stage_move(self, *, model_id: int, version_id: int, move: StageMove) -> None:
+        """Append one stage move to the history."""
+        self.conn.execute(
+            insert(t.stage_history).values(
+                model_id=model_id, stage=move.stage, generation=move.generation,
+                version_id=version_id, action=move.action, reason=move.reason,
+                gate_decision_id=move.gate_decision_id,
+                approval_ids=json.dumps(list(move.approval_ids)), by=move.by, at=move.at,
+                ledger_seq=move.ledger_seq,
+            )
+        )  # fmt: skip
+
+    def stage_history(self, model_id: int, stage: str | None = None) -> list[StageMove]:
+        """Every move of a model's stages (or of one), oldest first."""
+        names = self._refs()
+        model = self.conn.execute(
+            select(t.models.c.name).where(t.models.c.id == model_id)
+        ).scalar_one()
+        query = select(t.stage_history).where(t.stage_history.c.model_id == model_id)
+        if stage is not None:
+            query = query.where(t.stage_history.c.stage == stage)
+        rows = self.conn.execute(query.order_by(t.stage_history.c.at, t.stage_history.c.generation))
+        return [
+            StageMove(model, r.stage, r.generation, names.get(r.version_id, "?@?").split("@")[1],
+                      r.action, r.reason, r.gate_decision_id, tuple(json.loads(r.approval_ids)),
+                      r.by, r.at, r.ledger_seq)
+            for r in rows
+        ]  # fmt: skip
+
+    # -- lifecycle ----------------------------------------------------------
+    def version_status(self, version_id: int) -> tuple[str, str, str, str] | None:
+        """(status, reason, by, at) when the version was deprecated or archived."""
+        r = self.conn.execute(
+            select(t.version_status).where(t.version_status.c.version_id == version_id)
+        ).first()
+        return (r.status, r.reason, r.by, r.at) if r else None
+
+    def set_version_status(
+        self, version_id: int, *, status: str, reason: str, by: str, at: str
+    ) -> None:
+        """Deprecate or archive a version (once, forever)."""
+        self.conn.execute(
+            insert(t.version_status).values(
+                version_id=version_id, status=status, reason=reason, by=by, at=at
+            )
+        )
