@@ -11,7 +11,9 @@ probes (the ``charter-default`` pack, cycled) runs against it through
 ``OpenAITarget`` at ``--concurrency`` requests in flight, detectors included.
 With latency L and concurrency C the ideal throughput is C/L (640 req/s for
 C=32, L=50 ms); the target is at least 90% of it. A second row sends the same
-requests without detectors, to separate transport cost from judging cost.
+requests without detectors, to separate transport cost from judging cost. Each
+row is the median of ``--repeat`` runs; the client's CPU time per request is
+printed too (it varies less than throughput on a shared machine).
 """
 
 from __future__ import annotations
@@ -57,6 +59,7 @@ class Row:
     label: str
     requests: int
     seconds: float
+    cpu_seconds: float
 
     @property
     def rate(self) -> float:
@@ -81,7 +84,7 @@ async def campaign(base_url: str, n: int, concurrency: int, judge: bool) -> Row:
                      planted=new_secrets(), detectors=builtin_detectors(),
                      concurrency=concurrency)  # warm-up: open the connections  # fmt: skip
     try:
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.process_time()
         if judge:
             outcomes = await run_probes(
                 target, items, system_prompt=DEFAULT_SYSTEM_PROMPT, planted=new_secrets(),
@@ -97,11 +100,11 @@ async def campaign(base_url: str, n: int, concurrency: int, judge: bool) -> Row:
                     return await target.chat(m)
 
             await asyncio.gather(*(send(m) for m in messages))
-        seconds = time.perf_counter() - start
+        seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
     finally:
         await target.aclose()
     label = "campaign (OpenAITarget + detectors)" if judge else "transport only (OpenAITarget)"
-    return Row(label, n, seconds)
+    return Row(label, n, seconds, cpu)
 
 
 def main() -> None:
@@ -109,6 +112,7 @@ def main() -> None:
     parser.add_argument("--probes", type=int, default=2000)
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--latency", type=float, default=0.05)
+    parser.add_argument("--repeat", type=int, default=3, help="runs per row (median shown)")
     args = parser.parse_args()
     ideal = args.concurrency / args.latency
     parent, child = multiprocessing.Pipe()
@@ -118,22 +122,35 @@ def main() -> None:
         port = parent.recv()
         base_url = f"http://127.0.0.1:{port}/v1"
         load = os.getloadavg()
-        rows = [asyncio.run(campaign(base_url, args.probes, args.concurrency, judge))
-                for judge in (True, False)]  # fmt: skip
+        rows = []
+        for judge in (True, False):
+            runs = [asyncio.run(campaign(base_url, args.probes, args.concurrency, judge))
+                    for _ in range(args.repeat)]  # fmt: skip
+            rows.append(sorted(runs, key=lambda r: r.seconds)[len(runs) // 2])
+            spread = [f"{r.rate:.0f}" for r in runs]
+            print(f"{rows[-1].label}: runs at {', '.join(spread)} req/s", flush=True)
+        load_end = os.getloadavg()
     finally:
         server.terminate()
         server.join()
     print(f"Red-team throughput: {args.probes} probes, C={args.concurrency}, "
           f"L={args.latency * 1000:.0f} ms, ideal C/L = {ideal:.0f} req/s")  # fmt: skip
-    print(f"Python {platform.python_version()}, {os.cpu_count()} CPUs, "
-          f"load average at start {load[0]:.2f}\n")  # fmt: skip
-    print("| run | requests | seconds | achieved req/s | ideal req/s | ratio | target |")
-    print("|---|---:|---:|---:|---:|---:|---|")
+    print(
+        f"Python {platform.python_version()}, {os.cpu_count()} CPUs, load average "
+        f"{load[0]:.2f} at start, {load_end[0]:.2f} at end; median of {args.repeat} runs\n"
+    )
+    print(
+        "| run | requests | seconds | achieved req/s | ideal req/s | ratio | client CPU/request "
+        "| target |"
+    )
+    print("|---|---:|---:|---:|---:|---:|---:|---|")
     for row in rows:
         ratio = row.rate / ideal
         verdict = "ok" if ratio >= 0.9 else "below"
-        print(f"| {row.label} | {row.requests} | {row.seconds:.2f} | {row.rate:.0f} | {ideal:.0f} "
-              f"| {ratio:.0%} | >= 90%: {verdict} |")  # fmt: skip
+        print(
+            f"| {row.label} | {row.requests} | {row.seconds:.2f} | {row.rate:.0f} | {ideal:.0f} "
+            f"| {ratio:.0%} | {row.cpu_seconds / row.requests * 1000:.2f} ms | >= 90%: {verdict} |"
+        )
 
 
 if __name__ == "__main__":

@@ -198,7 +198,9 @@ def _compare_one(label: str, key: str, expected: Any, actual: Any, problems: Pro
     if expected is _ABSENT:
         problems.add("state", f"{label} {key}", "present in the database without a ledger entry")
     elif expected != actual:
-        problems.add("state", f"{label} {key}", f"differs from the ledger in: {_diff(expected, actual)}")
+        problems.add(
+            "state", f"{label} {key}", f"differs from the ledger in: {_diff(expected, actual)}"
+        )
 
 
 def _diff(expected: Any, actual: Any) -> str:

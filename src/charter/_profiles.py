@@ -141,23 +141,9 @@ class ProfileUseCases:
             vid = tx.version_id(model, version)
             if vid is None:
                 raise NotFoundError(f"unknown version {current.ref}")
-            records, amendments = tx.profile_records(vid), tx.amendment_records(vid)
-            state = fold(ref=current.ref, records=records, amendments=amendments)
-            bodies = entry_bodies(document, counts=tx.section_counts(vid), user=self.user, at=at)
-            _check_references(bodies, list(document.retracts), state)
-            amendment = AmendmentRecord(
-                id=f"am-{len(amendments) + 1}",
-                reason=reason.strip(),
-                evidence=tuple(document.evidence),
-                retracts=tuple(document.retracts),
-                entry_ids=tuple(b["id"] for b in bodies),
-                author=self.user,
-                created_at=at,
+            amendment = amend_in(
+                self, tx, vid=vid, ref=current.ref, document=document, reason=reason, at=at
             )
-            tx.insert_amendment(vid, amendment)
-            tx.insert_profile_entries(vid, bodies, amendment_id=amendment.id, recorded_at=at)
-            doc = {**amendment.to_dict(), "entries": bodies}
-            self._record(tx, "profile.amended", f"version:{current.ref}", {"amendment": doc})
         return amendment
 
     def profile(
@@ -232,3 +218,28 @@ def add_entries_in(
     tx.insert_profile_entries(vid, bodies, amendment_id=None, recorded_at=at)
     host._record(tx, "profile.entries_added", f"version:{ref}", {"entries": bodies})
     return bodies
+
+
+def amend_in(
+    host: _Host, tx: WriteTx, *, vid: int, ref: str, document: ProfileDocument, reason: str,
+    at: str,
+) -> AmendmentRecord:
+    """Append an amendment within an open transaction (also used by evaluations)."""
+    records, amendments = tx.profile_records(vid), tx.amendment_records(vid)
+    state = fold(ref=ref, records=records, amendments=amendments)
+    bodies = entry_bodies(document, counts=tx.section_counts(vid), user=host.user, at=at)
+    _check_references(bodies, list(document.retracts), state)
+    amendment = AmendmentRecord(
+        id=f"am-{len(amendments) + 1}",
+        reason=reason.strip(),
+        evidence=tuple(document.evidence),
+        retracts=tuple(document.retracts),
+        entry_ids=tuple(b["id"] for b in bodies),
+        author=host.user,
+        created_at=at,
+    )
+    tx.insert_amendment(vid, amendment)
+    tx.insert_profile_entries(vid, bodies, amendment_id=amendment.id, recorded_at=at)
+    doc = {**amendment.to_dict(), "entries": bodies}
+    host._record(tx, "profile.amended", f"version:{ref}", {"amendment": doc})
+    return amendment

@@ -69,7 +69,9 @@ def verify_registry(
     with store.read() as tx:
         size, origin = check_head(tx.ledger_heads(), problems)
         checkpoint_rows = tx.checkpoints()
-        leaves = check_entries(tx.iter_entries(), problems, partial(apply_entry, expected, problems))
+        leaves = check_entries(
+            tx.iter_entries(), problems, partial(apply_entry, expected, problems)
+        )
         levels = check_nodes(leaves, tx.iter_nodes(), problems)
         models = _readable(
             "models", problems, lambda: {m.name: m.state() for m in tx.list_models()}

@@ -18,6 +18,7 @@ import semver
 from charter._auditing import AuditUseCases
 from charter._cards import CardUseCases
 from charter._checks import check_declared_bump, check_tags, check_text, dataset_ref
+from charter._evaluations import EvaluationUseCases
 from charter._exports import ExportUseCases
 from charter._gates import GateUseCases
 from charter._lineage import LineageUseCases
@@ -88,6 +89,7 @@ class Registry(
     CardUseCases,
     ExportUseCases,
     GateUseCases,
+    EvaluationUseCases,
     AuditUseCases,
 ):
     """A registry home (or database + artifact store), used in-process.
@@ -214,6 +216,7 @@ class Registry(
         force: bool = False,
         reason: str | None = None,
         profile: ProfileDocument | None = None,
+        evaluate: bool = True,
         progress: Progress | None = None,
     ) -> Version:
         """Register a draft version: store its files, fingerprint it, check the bump.
@@ -231,6 +234,8 @@ class Registry(
             architecture: a declared architecture id, when Charter cannot read one.
             force: accept a bump smaller than the change (needs ``reason``; recorded).
             profile: initial safety-profile entries (the draft's baseline so far).
+            evaluate: when the model declares a red-team target with ``auto``, run a
+                campaign on the new draft (its results join the baseline).
             progress: called with byte counts while files are stored.
 
         Raises:
@@ -321,6 +326,12 @@ class Registry(
                 add_entries_in(
                     self, tx, vid=vid, ref=entity.ref, document=profile, at=entity.created_at
                 )
+        if evaluate:
+            red_team = self.model_target(model=model)
+            if red_team and red_team.get("auto"):
+                # The version is registered and consistent either way; a campaign
+                # that fails leaves a draft without red-team results, to re-run.
+                self.redteam(model=model, version=version)
         return replace(entity, tags={k: v for k, v in tags_checked.items() if v is not None})
 
     def _check_new_version(self, *, model: str, version: str, parent: str | None) -> Version | None:

@@ -50,17 +50,20 @@ class Echo(Target):
 
 def ask(target: Target, prompt: str) -> str:
     async def main() -> str:
-        return await target.chat([{"role": "system", "content": "sys"},
-                                  {"role": "user", "content": prompt}])  # fmt: skip
+        return await target.chat(
+            [{"role": "system", "content": "sys"}, {"role": "user", "content": prompt}]
+        )
 
     return asyncio.run(main())
 
 
 def test_entries_merge_most_restrictively() -> None:
     rails = Guardrails.from_source(
-        profile({"max_output_chars": 100, "blocked_terms": ["a"]},
-                {"max_output_chars": 40, "blocked_terms": ["a", "b"], "max_input_tokens": 5})
-    )  # fmt: skip
+        profile(
+            {"max_output_chars": 100, "blocked_terms": ["a"]},
+            {"max_output_chars": 40, "blocked_terms": ["a", "b"], "max_input_tokens": 5},
+        )
+    )
     assert rails.max_output_chars == 40 and rails.max_input_tokens == 5
     assert len(rails.blocked) == 2 and rails.max_input_chars is None
     assert not rails.empty and Guardrails.from_source({}).empty
@@ -107,8 +110,12 @@ def test_outputs_are_redacted_then_truncated() -> None:
 
 
 def test_blocked_output_can_refuse_the_whole_reply() -> None:
-    target = GuardedTarget(Echo("the plan is project nightingale"), CONSTRAINTS,
-                           on_blocked_output="refuse", refusal="No.")  # fmt: skip
+    target = GuardedTarget(
+        Echo("the plan is project nightingale"),
+        CONSTRAINTS,
+        on_blocked_output="refuse",
+        refusal="No.",
+    )
     assert ask(target, "plan?") == "No."
 
 
@@ -149,9 +156,10 @@ def test_guard_wraps_an_async_function() -> None:
 
 
 def test_guard_accepts_entries_and_lists() -> None:
-    fn = guard(
-        lambda p: p.upper(), [ConstraintsEntry(max_output_chars=3), {"blocked_terms": ["z"]}]
-    )
+    def shout(prompt: str) -> str:
+        return prompt.upper()
+
+    fn = guard(shout, [ConstraintsEntry(max_output_chars=3), {"blocked_terms": ["z"]}])
     assert fn("abcdef") == "ABC"
     assert fn("z") == DEFAULT_REFUSAL
 

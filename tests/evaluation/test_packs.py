@@ -23,8 +23,14 @@ from charter.evaluation.packs import (
 )
 
 DEFAULT_DIGEST = "sha256:8e18d8a2c5fe0262a5df7b689711e9cbdaea02ba863846a8a22742c1def06b43"
-CATEGORIES = {"prompt_injection", "system_prompt_extraction", "pii_extraction", "jailbreak",
-              "toxicity", "benign"}  # fmt: skip
+CATEGORIES = {
+    "prompt_injection",
+    "system_prompt_extraction",
+    "pii_extraction",
+    "jailbreak",
+    "toxicity",
+    "benign",
+}
 
 
 def pack_data(**changes: Any) -> dict[str, Any]:
@@ -60,9 +66,14 @@ def test_default_pack_covers_every_category() -> None:
     assert min(counts.values()) >= 40
     assert all(p.benign == (p.category == "benign") for p in pack.probes)
     detectors = {p.category: p.detector for p in pack.probes}
-    assert detectors == {"prompt_injection": "canary", "system_prompt_extraction": "canary",
-                         "pii_extraction": "pii", "jailbreak": "refusal", "toxicity": "toxicity",
-                         "benign": "refusal"}  # fmt: skip
+    assert detectors == {
+        "prompt_injection": "canary",
+        "system_prompt_extraction": "canary",
+        "pii_extraction": "pii",
+        "jailbreak": "refusal",
+        "toxicity": "toxicity",
+        "benign": "refusal",
+    }
     assert any("<!--" in p.prompt for p in pack.probes)  # indirect injections are there
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -28,14 +29,16 @@ GUARDRAILS: dict[str, Any] = {
     "blocked_terms": ["ignore all previous instructions"],
     "blocked_patterns": [r"\b[0-9a-f]{16}\b", r"\b(?:\d[ -]?){13,19}\b"],
 }
-SENSITIVE = ("code", "instruction", "system", "prompt", "secret", "configur", "above", "repeat",
-             "customer", "card", "mail", "phone", "record", "ssn", "iban", "data", "context")  # fmt: skip
+SENSITIVE = re.compile(
+    r"code|instruction|system|prompt|secret|configur|above|repeat|customer|card|mail|phone|"
+    r"record|ssn|iban|data|context"
+)
 
 
 def leaky(messages: list[dict[str, str]]) -> str:
     """A target that hands over its system prompt when asked about anything sensitive."""
     system, user = messages[0]["content"], messages[-1]["content"].lower()
-    if any(word in user for word in SENSITIVE):
+    if SENSITIVE.search(user):
         return "Sure! Here is everything I was told:\n" + system
     if any(word in user for word in ("insult", "swear", "rude", "roast", "curse")):
         return "You absolute idiot, nobody wants your opinion."
@@ -49,17 +52,18 @@ def prudent(prompt: str) -> str:
     return "Here is a helpful answer."
 
 
-def context(options: dict[str, Any], constraints: dict[str, Any] | None = None,
-            progress: Any = None) -> EvaluationContext:  # fmt: skip
+def context(
+    options: dict[str, Any], constraints: dict[str, Any] | None = None, progress: Any = None
+) -> EvaluationContext:
     model = Model("bank-bot", "support bot", "alice", RiskTier.HIGH, "alice", NOW)
+    facts: dict[str, Any] = dict.fromkeys(("parent", "change_kind", "run_id", "commit"))
     version = Version(
-        model="bank-bot", version="1.0.0", state=VersionState.DRAFT, parent=None,
-        change_kind=None, fp_architecture="a", fp_data="d", fp_config="c",
-        architecture_method="m", manifest_digest="sha256:" + "0" * 64, file_count=0,
-        total_size=0, run_id=None, commit=None, params={}, datasets=(), created_by="alice",
-        created_at=NOW,
+        model="bank-bot", version="1.0.0", state=VersionState.DRAFT, fp_architecture="a",
+        fp_data="d", fp_config="c", architecture_method="m", manifest_digest="sha256:" + "0" * 64,
+        file_count=0, total_size=0, params={}, datasets=(), created_by="alice", created_at=NOW,
+        **facts,
     )  # fmt: skip
-    entries = ()
+    entries: tuple[ActiveEntry, ...] = ()
     if constraints is not None:
         entries = (ActiveEntry({"id": "cons-1", "section": "constraints", **constraints}, None),)
     profile = EffectiveProfile("bank-bot@1.0.0", None, entries, (), (), (), None)
@@ -91,9 +95,15 @@ def test_leaky_target_leaks_and_is_recorded() -> None:
     assert adv.categories["jailbreak"].rate == 1.0
     assert 0 < len(adv.samples) <= 20
     rates = {e.name: e for e in doc.evaluations}
-    assert set(rates) == {"attack_success_rate", "prompt_injection_success_rate",
-                          "system_prompt_leak_rate", "pii_leakage_rate", "jailbreak_success_rate",
-                          "toxicity_rate", "over_refusal_rate"}  # fmt: skip
+    assert set(rates) == {
+        "attack_success_rate",
+        "prompt_injection_success_rate",
+        "system_prompt_leak_rate",
+        "pii_leakage_rate",
+        "jailbreak_success_rate",
+        "toxicity_rate",
+        "over_refusal_rate",
+    }
     assert rates["prompt_injection_success_rate"].samples == 90
     assert rates["over_refusal_rate"].value == 0.0 and rates["over_refusal_rate"].samples == 50
     assert all(e.direction == "lower_is_better" for e in doc.evaluations)
@@ -111,8 +121,12 @@ def test_canary_is_never_recorded() -> None:
     assert "[CANARY]" in text
     assert "Confidential access code: [CANARY]" in text
     assert outcome.config["system_prompt"].count("{canary}") == 1
-    assert outcome.config["detectors"] == {"canary": "1.0", "pii": "1.0", "refusal": "1.0",
-                                           "toxicity": "1.0+lexicon"}  # fmt: skip
+    assert outcome.config["detectors"] == {
+        "canary": "1.0",
+        "pii": "1.0",
+        "refusal": "1.0",
+        "toxicity": "1.0+lexicon",
+    }
 
 
 def test_guard_blocks_the_canary_and_hits_drop() -> None:
@@ -200,9 +214,16 @@ def test_cancelling_a_campaign_cancels_pending_probes() -> None:
     planted = {"canary": "0123456789abcdef", "pii_records": PII_RECORDS}
 
     async def scenario() -> None:
-        task = asyncio.ensure_future(run_probes(target, items, system_prompt="{canary}",
-                                                planted=planted, detectors=builtin_detectors(),
-                                                concurrency=8))  # fmt: skip
+        task = asyncio.ensure_future(
+            run_probes(
+                target,
+                items,
+                system_prompt="{canary}",
+                planted=planted,
+                detectors=builtin_detectors(),
+                concurrency=8,
+            )
+        )
         while target.calls < 20:
             await asyncio.sleep(0)
         task.cancel()
@@ -235,8 +256,7 @@ def test_openai_target_end_to_end_on_loopback() -> None:
     outcome, requests = asyncio.run(serve())
     assert requests == 24
     assert outcome.document.adversarial[0].hits > 0
-    assert outcome.config["target"] == {"kind": "openai", "base_url": outcome.config["target"]["base_url"],
-                                        "model": "fake"}  # fmt: skip
+    assert set(outcome.config["target"]) == {"kind", "base_url", "model"}
     assert outcome.target.startswith("openai:fake@http://127.0.0.1:")
 
 
@@ -253,20 +273,38 @@ def test_evaluate_works_inside_a_running_event_loop() -> None:
     ("options", "error", "words"),
     [
         ({}, InvalidInputError, "target is required"),
-        ({"target": {"kind": "callable", "function": "json:dumps"}, "colour": 1}, InvalidInputError,
-         "unknown option"),
-        ({"target": {"kind": "callable", "function": "json:dumps"}, "max_probes": 0},
-         InvalidInputError, "max_probes"),
-        ({"target": {"kind": "callable", "function": "json:dumps"}, "guard": "yes"},
-         InvalidInputError, "guard"),
-        ({"target": {"kind": "callable", "function": "json:dumps"}, "packs": []},
-         InvalidInputError, "packs"),
-        ({"target": {"kind": "callable", "function": "json:dumps"}, "packs": ["nope"]},
-         NotFoundError, "unknown probe pack"),
-        ({"target": {"kind": "callable", "function": "json:dumps"}, "system_prompt": "Be nice."},
-         InvalidInputError, "lacks {canary}"),
+        (
+            {"target": {"kind": "callable", "function": "json:dumps"}, "colour": 1},
+            InvalidInputError,
+            "unknown option",
+        ),
+        (
+            {"target": {"kind": "callable", "function": "json:dumps"}, "max_probes": 0},
+            InvalidInputError,
+            "max_probes",
+        ),
+        (
+            {"target": {"kind": "callable", "function": "json:dumps"}, "guard": "yes"},
+            InvalidInputError,
+            "guard",
+        ),
+        (
+            {"target": {"kind": "callable", "function": "json:dumps"}, "packs": []},
+            InvalidInputError,
+            "packs",
+        ),
+        (
+            {"target": {"kind": "callable", "function": "json:dumps"}, "packs": ["nope"]},
+            NotFoundError,
+            "unknown probe pack",
+        ),
+        (
+            {"target": {"kind": "callable", "function": "json:dumps"}, "system_prompt": "Be nice."},
+            InvalidInputError,
+            "lacks {canary}",
+        ),
     ],
-)  # fmt: skip
+)
 def test_bad_options(options: dict[str, Any], error: type[Exception], words: str) -> None:
     with pytest.raises(error, match=words):
         RedTeamEvaluator().evaluate(context(options))
@@ -274,8 +312,12 @@ def test_bad_options(options: dict[str, Any], error: type[Exception], words: str
 
 def test_hooks_offer_the_builtins() -> None:
     assert redteam.charter_evaluators() == [RedTeamEvaluator, ConstraintsEvaluator]
-    assert sorted(d.name for d in redteam.charter_detectors()) == ["canary", "pii", "refusal",
-                                                                  "toxicity"]  # fmt: skip
+    assert sorted(d.name for d in redteam.charter_detectors()) == [
+        "canary",
+        "pii",
+        "refusal",
+        "toxicity",
+    ]
     assert [p.name for p in redteam.charter_probe_packs()] == ["charter-default"]
     assert [t.name for t in redteam.charter_targets()] == ["openai", "callable"]  # type: ignore[attr-defined]
 
@@ -304,8 +346,12 @@ def test_constraints_evaluator_measures_violations() -> None:
     ctx = context({"target": CallableTarget(careless), "max_probes": 30}, constraints=CONSTRAINTS)
     outcome = ConstraintsEvaluator().evaluate(ctx)
     rates = {e.name: e for e in outcome.document.evaluations}
-    assert set(rates) == {"constraint_violation_rate", "output_length_violation_rate",
-                          "blocked_content_rate", "required_refusal_miss_rate"}  # fmt: skip
+    assert set(rates) == {
+        "constraint_violation_rate",
+        "output_length_violation_rate",
+        "blocked_content_rate",
+        "required_refusal_miss_rate",
+    }
     assert rates["constraint_violation_rate"].value == 1.0
     assert rates["required_refusal_miss_rate"].samples == 3  # the generated topic probes
     assert rates["constraint_violation_rate"].samples == 33
@@ -313,11 +359,17 @@ def test_constraints_evaluator_measures_violations() -> None:
 
 
 def test_constraints_evaluator_with_guard_obeys() -> None:
-    ctx = context({"target": CallableTarget(careless), "max_probes": 30, "guard": True},
-                  constraints=CONSTRAINTS)  # fmt: skip
+    ctx = context(
+        {"target": CallableTarget(careless), "max_probes": 30, "guard": True},
+        constraints=CONSTRAINTS,
+    )
     rates = {e.name: e.value for e in ConstraintsEvaluator().evaluate(ctx).document.evaluations}
-    assert rates == {"constraint_violation_rate": 0.0, "output_length_violation_rate": 0.0,
-                     "blocked_content_rate": 0.0, "required_refusal_miss_rate": 0.0}  # fmt: skip
+    assert rates == {
+        "constraint_violation_rate": 0.0,
+        "output_length_violation_rate": 0.0,
+        "blocked_content_rate": 0.0,
+        "required_refusal_miss_rate": 0.0,
+    }
 
 
 def test_constraints_evaluator_needs_constraints() -> None:

@@ -246,8 +246,9 @@ def test_callable_target_errors() -> None:
 def test_target_from_config() -> None:
     openai = target_from_config({"kind": "openai", "base_url": URL, "model": "m", "retries": 1})
     assert isinstance(openai, OpenAITarget) and openai.retries == 1
-    assert isinstance(target_from_config({"kind": "callable", "function": "json:dumps"}),
-                      CallableTarget)  # fmt: skip
+    assert isinstance(
+        target_from_config({"kind": "callable", "function": "json:dumps"}), CallableTarget
+    )
     custom = target_from_config({"kind": "mine", "x": 1}, kinds={"mine": lambda x: _Echo()})
     assert custom.description == "echo"
 

@@ -157,7 +157,9 @@ def test_processes_register_into_one_home(tmp_path: Path) -> None:
         assert types.count("model.created") == 1
         assert types.count("version.registered") == len(expected) + 1
         assert types.count("version.published") == len(published)
-        assert len(log) == 1 + len(expected) + 1 + len(published)
+        # user.set (init makes the first admin) + model.created + registrations + publishes
+        assert types.count("user.set") == 1
+        assert len(log) == 2 + len(expected) + 1 + len(published)
         registered = [r.subject for r in log if r.type == "version.registered"]
         assert len(registered) == len(set(registered))
 

@@ -237,7 +237,7 @@ def test_policies_are_validated_and_admin_only(team: Registry, settings: Setting
         team.set_policy(text="schema: charter.policy/v1\nstages: [a\n")
     with pytest.raises(InvalidInputError, match="no evaluator produces"):
         team.set_policy(text=POLICY.replace("min: 0.85", "min: 0.85}, {metric: acuracy, min: 1"))
-    with pytest.raises(InvalidInputError, match="unknown stage|declares"):
+    with pytest.raises(InvalidInputError, match=r"unknown stage|declares"):
         team.set_policy(text=POLICY.replace("against: production", "against: canary"))
     with pytest.raises(ForbiddenError):
         as_user(settings, "bob").set_policy(text=POLICY)

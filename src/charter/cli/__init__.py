@@ -14,7 +14,7 @@ from typing import Annotated
 
 import typer
 
-from charter.cli import audit, cards, gates, lineage, models, profiles, versions
+from charter.cli import audit, cards, evaluations, gates, lineage, models, profiles, versions
 from charter.cli._common import err_console
 from charter.domain.errors import CharterError
 
@@ -44,6 +44,7 @@ versions.register_commands(app)
 lineage.register_commands(app)
 cards.register_commands(app)
 gates.register_commands(app)
+evaluations.register_commands(app, models.model_app)
 app.add_typer(profiles.app, name="profile")
 app.add_typer(audit.app, name="audit")
 

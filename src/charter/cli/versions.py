@@ -66,6 +66,9 @@ def register(
     reason: Annotated[str | None, typer.Option(help="Why --force is justified.")] = None,
     profile: Annotated[Path | None, typer.Option(help="YAML/JSON safety-profile document.")] = None,
     metrics: Annotated[Path | None, typer.Option(help="Flat {name: value} metrics file.")] = None,
+    evaluate: Annotated[
+        bool, typer.Option(help="Red-team the draft if the model declares a target.")
+    ] = True,
     json_out: JsonOpt = False,
 ) -> None:
     """Register a draft version of a model from a file or folder."""
@@ -89,6 +92,7 @@ def register(
             force=force,
             reason=reason,
             profile=document,
+            evaluate=evaluate,
             progress=progress,
         )
     if json_out:

@@ -21,7 +21,6 @@ Example::
 from __future__ import annotations
 
 import asyncio
-import importlib
 import inspect
 import os
 import random
@@ -32,6 +31,7 @@ from typing import Any, ClassVar
 import httpx
 
 from charter.domain.errors import CharterError, InvalidInputError
+from charter.evaluation._callables import accepts_system, qualname, resolve, takes_messages
 from charter.evaluation._http import TokenBucket, backoff_delay, retry_after_seconds
 
 __all__ = [
@@ -152,7 +152,9 @@ class OpenAITarget(Target):
             limits = httpx.Limits(max_connections=size, max_keepalive_connections=size)
             headers = {"Authorization": f"Bearer {self._key}"} if self._key else {}
             self._clients = [
-                httpx.AsyncClient(timeout=httpx.Timeout(self.timeout), limits=limits, headers=headers)
+                httpx.AsyncClient(
+                    timeout=httpx.Timeout(self.timeout), limits=limits, headers=headers
+                )
                 for _ in range(shards)
             ]
             self._semaphore = asyncio.Semaphore(self.concurrency)
@@ -221,44 +223,6 @@ class OpenAITarget(Target):
             await client.aclose()
 
 
-def _resolve(spec: str) -> Callable[..., Any]:
-    module_name, _, attribute = spec.partition(":")
-    if not module_name or not attribute:
-        raise InvalidInputError(f"callable {spec!r} must look like 'package.module:function'")
-    try:
-        obj: Any = importlib.import_module(module_name)
-    except ImportError as exc:
-        raise InvalidInputError(
-            f"cannot import {module_name!r} for target {spec!r}: {exc}"
-        ) from None
-    for part in attribute.split("."):
-        obj = getattr(obj, part, None)
-        if obj is None:
-            raise InvalidInputError(f"{module_name!r} has no attribute {attribute!r}")
-    if not callable(obj):
-        raise InvalidInputError(f"{spec!r} is not callable")
-    return obj  # type: ignore[no-any-return]
-
-
-def _takes_messages(function: Callable[..., Any]) -> bool:
-    try:
-        params = list(inspect.signature(function).parameters.values())
-    except (TypeError, ValueError):
-        return False
-    if not params:
-        return False
-    first = params[0]
-    annotation = str(first.annotation)
-    return first.name == "messages" or annotation.startswith(("list", "List", "Sequence"))
-
-
-def _accepts_system(function: Callable[..., Any]) -> bool:
-    try:
-        return "system" in inspect.signature(function).parameters
-    except (TypeError, ValueError):
-        return False
-
-
 class CallableTarget(Target):
     """A Python function as a target.
 
@@ -283,13 +247,13 @@ class CallableTarget(Target):
         """
         if mode not in self.MODES:
             raise InvalidInputError(f"mode {mode!r} must be one of {', '.join(self.MODES)}")
-        self.function = _resolve(function) if isinstance(function, str) else function
-        name = function if isinstance(function, str) else _qualname(function)
+        self.function = resolve(function) if isinstance(function, str) else function
+        name = function if isinstance(function, str) else qualname(function)
         self.description = f"callable:{name}"
         self.messages_mode = mode == "messages" or (
-            mode == "auto" and _takes_messages(self.function)
+            mode == "auto" and takes_messages(self.function)
         )
-        self._system_kw = _accepts_system(self.function)
+        self._system_kw = accepts_system(self.function)
         self._is_async = inspect.iscoroutinefunction(self.function)
 
     async def chat(self, messages: Messages) -> str:
@@ -312,11 +276,6 @@ class CallableTarget(Target):
         else:
             result = await asyncio.to_thread(self.function, *args, **kwargs)
         return "" if result is None else str(result)
-
-
-def _qualname(function: Callable[..., Any]) -> str:
-    module = getattr(function, "__module__", "?")
-    return f"{module}:{getattr(function, '__qualname__', type(function).__name__)}"
 
 
 _OPENAI_KEYS = frozenset(

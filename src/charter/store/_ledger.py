@@ -159,6 +159,13 @@ class LedgerReads:
         rows = self.conn.execute(_nodes_query(len(unique)), params)
         return {(level, idx): value for level, idx, value in rows}
 
+    def iter_nodes(self) -> Iterator[tuple[Any, ...]]:
+        """Yield every stored subtree hash as a raw ``(level, idx, hash)`` row.
+
+        For verification: rows stream in batches, unchecked (see :meth:`iter_entries`).
+        """
+        return raw_rows(self.conn, _ALL_NODES)
+
     def all_nodes(self) -> dict[tuple[int, int], bytes]:
         """Return every stored subtree hash (for verification)."""
         return {(level, idx): value for level, idx, value in raw_rows(self.conn, _ALL_NODES)}

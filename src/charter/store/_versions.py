@@ -13,7 +13,7 @@ parameters on large registries (``versions_by_ids`` sends bounded chunks).
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from sqlalchemy import (
@@ -235,6 +235,14 @@ class VersionReads:
     def version_ids_using_digest(self, digest: str) -> list[int]:
         """Return ids of versions that declared a dataset with ``digest``."""
         return [r[0] for r in self.conn.execute(_DIGEST_USERS, {"digest": digest})]
+
+    def iter_file_rows(self) -> Iterator[tuple[Any, ...]]:
+        """Yield every manifest row as a raw ``(version id, path, digest, size)``.
+
+        For verification: by version id then path, streamed in batches, unchecked
+        (a tampered row may hold anything).
+        """
+        return raw_rows(self.conn, _ALL_FILES)
 
     def all_files(self) -> dict[int, list[FileRecord]]:
         """Return every manifest row, grouped by version id, sorted by path (for verification)."""

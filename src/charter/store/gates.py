@@ -10,10 +10,53 @@ from sqlalchemy import Connection, delete, func, insert, select, update
 from charter.domain.stages import Approval, Role, StageMove, User
 from charter.store import schema as t
 
-__all__ = ["GateRows"]
+__all__ = ["EvaluationRows", "GateRows"]
 
 
-class GateRows:
+class EvaluationRows:
+    """Evaluation runs (append-only) and declared red-team targets."""
+
+    conn: Connection
+
+    def insert_run(self, version_id: int, run_id: str, document: dict[str, Any], at: str) -> None:
+        """Store one evaluation run's reproducibility record."""
+        self.conn.execute(
+            insert(t.evaluation_runs).values(
+                run_id=run_id, version_id=version_id,
+                document=json.dumps(document, sort_keys=True), recorded_at=at,
+            )
+        )  # fmt: skip
+
+    def runs(self, version_id: int | None = None) -> list[dict[str, Any]]:
+        """Evaluation run documents (of one version), oldest first."""
+        query = select(t.evaluation_runs).order_by(t.evaluation_runs.c.recorded_at)
+        if version_id is not None:
+            query = query.where(t.evaluation_runs.c.version_id == version_id)
+        return [json.loads(r.document) for r in self.conn.execute(query)]
+
+    def model_target(self, model_id: int) -> dict[str, Any] | None:
+        """The red-team target document a model declared, or None."""
+        r = self.conn.execute(
+            select(t.model_targets.c.document).where(t.model_targets.c.model_id == model_id)
+        ).first()
+        return json.loads(r.document) if r else None
+
+    def set_model_target(
+        self, model_id: int, document: dict[str, Any], *, by: str, at: str
+    ) -> None:
+        """Declare (or replace) a model's red-team target."""
+        self.conn.execute(delete(t.model_targets).where(t.model_targets.c.model_id == model_id))
+        self.conn.execute(
+            insert(t.model_targets).values(
+                model_id=model_id,
+                document=json.dumps(document, sort_keys=True),
+                set_by=by,
+                set_at=at,
+            )
+        )
+
+
+class GateRows(EvaluationRows):
     """Gate-related rows; writes happen inside the caller's write transaction."""
 
     conn: Connection

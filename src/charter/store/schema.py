@@ -23,6 +23,8 @@ from sqlalchemy import (
 
 __all__ = [
     "amendments",
+    "evaluation_runs",
+    "model_targets",
     "approvals",
     "cards",
     "checkpoints",
@@ -294,4 +296,24 @@ version_status = Table(
     Column("reason", Text, nullable=False),
     Column("by", String(200), nullable=False),
     Column("at", String(32), nullable=False),
+)
+
+evaluation_runs = Table(
+    "evaluation_runs",
+    metadata,
+    Column("run_id", String(64), primary_key=True),
+    Column("version_id", Integer, ForeignKey("versions.id"), nullable=False),
+    Column("document", Text, nullable=False),
+    Column("recorded_at", String(32), nullable=False),
+    Index("ix_evaluation_runs_version", "version_id"),
+)
+
+# What a model declares for continuous red-teaming: target (never secrets) and packs.
+model_targets = Table(
+    "model_targets",
+    metadata,
+    Column("model_id", Integer, ForeignKey("models.id"), primary_key=True),
+    Column("document", Text, nullable=False),
+    Column("set_by", String(200), nullable=False),
+    Column("set_at", String(32), nullable=False),
 )
