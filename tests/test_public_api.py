@@ -31,6 +31,13 @@ PUBLIC = [
     "charter.evaluation.plugins",
     "charter.evaluation.fairness",
     "charter.evaluation.slices",
+    "charter.evaluation.detectors",
+    "charter.evaluation.packs",
+    "charter.evaluation.targets",
+    "charter.evaluation.guard",
+    "charter.evaluation.redteam",
+    "charter.evaluation.importers",
+    "charter.evaluation.constraints_eval",
 ]
 
 

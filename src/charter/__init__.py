@@ -10,9 +10,10 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
-__all__ = ["__version__", "init_registry", "open_registry"]
+__all__ = ["__version__", "guard", "init_registry", "open_registry"]
 
 if TYPE_CHECKING:
+    from charter.evaluation.guard import guard
     from charter.sdk import init_registry, open_registry
 
 
@@ -21,4 +22,8 @@ def __getattr__(name: str) -> Any:
         from charter import sdk
 
         return getattr(sdk, name)
+    if name == "guard":
+        from charter.evaluation.guard import guard
+
+        return guard
     raise AttributeError(f"module 'charter' has no attribute {name!r}")

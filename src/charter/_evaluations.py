@@ -204,7 +204,7 @@ class EvaluationUseCases:
         system_prompt: str | None = None,
     ) -> dict[str, Any]:
         """Declare a model's red-team target (no secrets: API keys by env var name)."""
-        from charter.evaluation.targets import target_from_config
+        from charter.evaluation.targets import check_target_config
 
         self.get_model(name=model)
         if any("key" in k.lower() and k != "api_key_env" for k in target):
@@ -212,7 +212,9 @@ class EvaluationUseCases:
                 "a declared target never holds secrets: name the variable with api_key_env",
                 field="target",
             )
-        target_from_config(dict(target))  # validates the configuration; makes no request
+        # Validates without reading the key variable or importing the callable: the
+        # declaring machine need not be the one that runs campaigns.
+        check_target_config(dict(target))
         document = {"target": dict(target), "packs": packs or ["charter-default"], "auto": auto,
                     "system_prompt": system_prompt}  # fmt: skip
         at = now()

@@ -219,7 +219,7 @@ class GateUseCases:
         decision = evaluate_gate(policy, facts)
         with self.store.write() as tx:
             _, vid = _ids(tx, model, version)
-            decision_id = tx.next_id(_decisions_table())
+            decision_id = tx.next_decision_id()
             document = decision.to_dict()
             tx.insert_decision(
                 decision_id=decision_id, version_id=vid, stage=stage, policy_digest=digest,
@@ -273,7 +273,7 @@ class GateUseCases:
                         f"({earlier.decision} at {earlier.at})"
                     )
             approval = Approval(
-                id=tx.next_id(_approvals_table()), ref=v.ref, stage=stage, decision=decision,
+                id=tx.next_approval_id(), ref=v.ref, stage=stage, decision=decision,
                 user=self.user, role=user.role.value, comment=comment.strip(),
                 profile_digest=digest, at=now(),
             )  # fmt: skip
@@ -460,18 +460,6 @@ def _is_approvals_rule(rule: str) -> bool:
 
 def _decision(value: str) -> Literal["approve", "reject"]:
     return "reject" if value == "reject" else "approve"
-
-
-def _decisions_table() -> Any:
-    from charter.store.schema import gate_decisions
-
-    return gate_decisions
-
-
-def _approvals_table() -> Any:
-    from charter.store.schema import approvals
-
-    return approvals
 
 
 def _check_promotable(host: _Host, v: Version) -> None:

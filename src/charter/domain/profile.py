@@ -53,7 +53,8 @@ _SLICE = re.compile(r"^[^=\s][^=]{0,99}=[^=]{1,200}$")
 # Metric names whose smaller values are better; everything else defaults to higher.
 _LOWER_IS_BETTER = re.compile(
     r"(loss|error|rate_of_|leak|toxic|harm|violation|attack_success|injection|latency|"
-    r"perplexity|mse|mae|rmse|false_positive|false_negative|fpr|fnr|drift|refusal_over)"
+    r"perplexity|mse|mae|rmse|false_positive|false_negative|fpr|fnr|drift|refusal_over|"
+    r"over_refusal|jailbreak|blocked|miss_rate|compliance)"
 )
 RATE_METRICS = frozenset(
     {"selection_rate", "true_positive_rate", "false_positive_rate", "true_negative_rate",

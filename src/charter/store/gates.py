@@ -114,11 +114,18 @@ class GateRows(EvaluationRows):
         return {r.digest: r.text for r in self.conn.execute(select(t.policies))}
 
     # -- gate decisions -----------------------------------------------------
-    def next_id(self, table: Any) -> int:
-        """Next integer id of an append-only table (writers are serialised)."""
-        return (
-            int(self.conn.execute(select(func.coalesce(func.max(table.c.id), 0))).scalar_one()) + 1
-        )
+    def _next_id(self, table: Any) -> int:
+        # Writers are serialised on the ledger head, so max + 1 cannot collide.
+        found = self.conn.execute(select(func.coalesce(func.max(table.c.id), 0))).scalar_one()
+        return int(found) + 1
+
+    def next_decision_id(self) -> int:
+        """The id the next gate decision gets."""
+        return self._next_id(t.gate_decisions)
+
+    def next_approval_id(self) -> int:
+        """The id the next approval gets."""
+        return self._next_id(t.approvals)
 
     def insert_decision(
         self,
