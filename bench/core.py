@@ -54,6 +54,7 @@ MiB = 1024 * 1024
 HASH_CHUNK = 4 * MiB
 MLFLOW_REFERENCE_VPS = 330.0  # DESIGN.md section 6: MLflow in-process client, same machine class
 BULK_BATCH = 1000  # versions per write transaction when bulk-populating
+COUNTED = 200  # register+publish calls whose statements and commits are counted
 
 
 @dataclass(frozen=True)
@@ -160,21 +161,51 @@ def profiled(enabled: bool, title: str) -> Iterator[None]:
 
 
 class StatementCounter:
-    """Counts SQL statements sent to the driver by a registry's engine."""
+    """Counts SQL statements sent to the driver by a registry's engine, and commits.
+
+    ``count`` includes the ``BEGIN`` that opens each transaction; ``begins`` counts
+    those alone (one per transaction, read or write). Commits are timed one by one:
+    ``commit_times`` holds their durations in seconds.
+    """
 
     def __init__(self, registry: Registry) -> None:
         self.engine = registry.store.engine
         self.count = 0
+        self.begins = 0
+        self.commit_times: list[float] = []
+        self._dialect: Any = self.engine.dialect  # its do_commit is wrapped while counting
+        self._do_commit: Callable[[Any], None] = self._dialect.do_commit
 
-    def _on_execute(self, *_args: Any) -> None:
+    def _on_execute(self, _conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
         self.count += 1
+        self.begins += statement.startswith("BEGIN")
+
+    def _timed_commit(self, dbapi_conn: Any) -> None:
+        t0 = time.perf_counter()
+        self._do_commit(dbapi_conn)
+        self.commit_times.append(time.perf_counter() - t0)
 
     def __enter__(self) -> StatementCounter:
         event.listen(self.engine, "before_cursor_execute", self._on_execute)
+        self._dialect.do_commit = self._timed_commit
         return self
 
     def __exit__(self, *_exc: object) -> None:
         event.remove(self.engine, "before_cursor_execute", self._on_execute)
+        self._dialect.do_commit = self._do_commit
+
+
+def commit_note(times: list[float]) -> str:
+    """Median and mean commit time, and the share of the slowest 1% (WAL checkpoints)."""
+    ordered = sorted(times)
+    slowest = ordered[int(len(ordered) * 0.99) :]
+    share = sum(slowest) / sum(ordered) if ordered else 0.0
+    return (
+        f"write commits (timed over {len(ordered):,}): median {pct(ordered, 0.5) * 1e6:,.0f} µs, "
+        f"mean {sum(ordered) / max(1, len(ordered)) * 1e6:,.0f} µs; the slowest 1% (from "
+        f"{slowest[0] * 1e3 if slowest else 0:,.1f} ms: SQLite's WAL auto-checkpoint, which "
+        f"syncs the database file) are {share:.0%} of all commit time"
+    )
 
 
 # -- measure 1: register + publish ------------------------------------------------
@@ -260,10 +291,15 @@ def measure_register(cfg: Config, registry: Registry, work: Path, rep: Report, p
         f"register+publish: {elapsed / n * 1e3:.2f} ms per version = register "
         f"{t_reg / n * 1e3:.2f} ms + publish {t_pub / n * 1e3:.2f} ms (wall, single thread)"
     )
-    extra = small_sources(work / "count", cfg.n_register, 50)
+    extra = small_sources(work / "count", cfg.n_register, COUNTED)
     with StatementCounter(registry) as counter:
         register_publish(registry, extra, cfg.n_register)
-    rep.note(f"SQL statements per register+publish (counted over 50): {counter.count / 50:.1f}")
+    rep.note(
+        f"SQL statements per register+publish (counted over {COUNTED}, BEGINs included): "
+        f"{counter.count / COUNTED:.1f}, in {counter.begins / COUNTED:.1f} transactions "
+        f"({len(counter.commit_times) / COUNTED:.1f} of them writes)"
+    )
+    rep.note(commit_note(counter.commit_times))
     raw = sqlite_commit_rate(work)
     rep.note(
         f"floor, measured: raw sqlite3 single-row INSERT+COMMIT in WAL/synchronous=NORMAL "
@@ -366,6 +402,13 @@ def measure_lookups(registry: Registry, count: int, lookups: int) -> tuple[float
     return pct(samples, 0.5), pct(samples, 0.95)
 
 
+def lookup_statements(registry: Registry) -> int:
+    """Statements one ``get_version`` sends (BEGIN included)."""
+    with StatementCounter(registry) as counter:
+        registry.get_version(model="bench", version=version_name(0))
+    return counter.count
+
+
 def lookup_row(rep: Report, count: int, p50: float, p95: float) -> None:
     """Add a get_version latency row."""
     rep.row(
@@ -403,7 +446,7 @@ def verify_row(
 
 def measure_scale(cfg: Config, registry: Registry, work: Path, rep: Report, prof: bool) -> None:
     """Measures 2 and 6 on the registry of measure 1, grown to ``n_large`` versions."""
-    have = cfg.n_register + 50
+    have = cfg.n_register + COUNTED
     log(f"measure 2: populating to {cfg.n_small:,} versions through the service")
     t0 = time.perf_counter()
     populate_service(registry, work, have, cfg.n_small)
@@ -445,7 +488,8 @@ def measure_scale(cfg: Config, registry: Registry, work: Path, rep: Report, prof
     )
     rep.note(
         f"lookups: {cfg.lookups:,} `get_version` calls on uniformly random versions after "
-        "50 warm-up calls; each opens a pooled connection and runs 3 queries."
+        f"50 warm-up calls; each opens a pooled connection and sends {lookup_statements(registry)} "
+        "statements (BEGIN, the version row, its datasets and tags in one UNION)."
     )
 
 

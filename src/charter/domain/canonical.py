@@ -74,28 +74,31 @@ def _plain(value: Any) -> bool:
     """True when ``json.dumps`` provably writes ``value`` as RFC 8785 would.
 
     Exact type checks on purpose: a ``str`` or ``int`` subclass may serialise
-    differently in the two encoders, so it takes the reference path.
+    differently in the two encoders, so it takes the reference path. Scalars
+    inside containers are checked inline: most of a document is strings, and a
+    call per string would cost more than the encoding saved.
     """
     kind = type(value)
-    if kind is str or kind is bool or value is None:
-        return True
-    if kind is int:
-        return bool(-_INT_MAX <= value <= _INT_MAX)
     if kind is dict:
         for key, item in value.items():
-            if type(key) is not str:
+            if type(key) is not str or (not key.isascii() and max(key) > _BMP_MAX):
                 return False
-            if not key.isascii() and max(key) > _BMP_MAX:
-                return False
-            if not _plain(item):
+            if not _plain_scalar(item) and not _plain(item):
                 return False
         return True
     if kind is list or kind is tuple:
         for item in value:  # noqa: SIM110 (a loop: all() over a generator is slower here)
-            if not _plain(item):
+            if not _plain_scalar(item) and not _plain(item):
                 return False
         return True
-    return False
+    return _plain_scalar(value)
+
+
+def _plain_scalar(value: Any) -> bool:
+    kind = type(value)
+    if kind is str or value is None or kind is bool:
+        return True
+    return kind is int and -_INT_MAX <= value <= _INT_MAX
 
 
 def sha256_hex(data: bytes) -> str:

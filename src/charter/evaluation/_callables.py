@@ -1,15 +1,25 @@
-"""Finding and inspecting the Python functions used as targets (``"module:function"``)."""
+"""Helpers of :mod:`charter.evaluation.targets`: resolving ``"module:function"`` targets
+and checking target configs."""
 
 from __future__ import annotations
 
 import importlib
 import inspect
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from charter.domain.errors import InvalidInputError
 
-__all__ = ["accepts_system", "qualname", "resolve", "takes_messages"]
+__all__ = [
+    "CALLABLE_KEYS",
+    "OPENAI_KEYS",
+    "accepts_system",
+    "check_keys",
+    "check_numbers",
+    "qualname",
+    "resolve",
+    "takes_messages",
+]
 
 
 def resolve(spec: str) -> Callable[..., Any]:
@@ -67,3 +77,46 @@ def qualname(function: Callable[..., Any]) -> str:
     """``module:qualified.name`` of a callable, for descriptions."""
     module = getattr(function, "__module__", "?")
     return f"{module}:{getattr(function, '__qualname__', type(function).__name__)}"
+
+
+OPENAI_KEYS = frozenset(
+    {
+        "kind",
+        "base_url",
+        "model",
+        "api_key_env",
+        "timeout",
+        "retries",
+        "concurrency",
+        "rate_limit_per_s",
+        "max_tokens",
+        "temperature",
+    }
+)
+CALLABLE_KEYS = frozenset({"kind", "function", "mode"})
+
+
+_INTEGERS = ("retries", "concurrency", "max_tokens")
+_NUMBERS = ("timeout", "rate_limit_per_s", "temperature")
+
+
+def check_numbers(config: Mapping[str, Any]) -> None:
+    """Integers and numbers of an openai target config have the right types."""
+    for key in (*_INTEGERS, *_NUMBERS):
+        value = config.get(key)
+        if value is None:
+            continue
+        wanted = int if key in _INTEGERS else (int, float)
+        if isinstance(value, bool) or not isinstance(value, wanted):
+            kind = "an integer" if key in _INTEGERS else "a number"
+            raise InvalidInputError(f"target.{key} must be {kind}, not {value!r}", field=key)
+
+
+def check_keys(config: Mapping[str, Any], allowed: frozenset[str], kind: str) -> None:
+    """No option outside ``allowed``."""
+    unknown = sorted(set(config) - allowed)
+    if unknown:
+        raise InvalidInputError(
+            f"unknown option(s) {unknown} for a {kind} target; valid: {sorted(allowed)}",
+            field="target",
+        )

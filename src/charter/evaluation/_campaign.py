@@ -208,6 +208,8 @@ def parse_options(
         or not all(isinstance(p, str) for p in packs)
     ):
         raise InvalidInputError("option packs must be a non-empty list of pack names or paths")
+    if len(set(packs)) != len(packs):
+        raise InvalidInputError(f"option packs lists a pack twice: {list(packs)}", field="packs")
     guard = options.get("guard", False)
     if not isinstance(guard, bool):
         raise InvalidInputError("option guard must be true or false", field="guard")

@@ -89,6 +89,9 @@ class Evaluator(ABC):
     name: ClassVar[str]
     version: ClassVar[str]
     description: ClassVar[str] = ""
+    #: Metric names this evaluator writes, so policies may name them before any
+    #: profile holds them (`charter policy validate` checks against these).
+    produces: ClassVar[tuple[str, ...]] = ()
 
     @abstractmethod
     def evaluate(self, context: EvaluationContext) -> EvaluationOutcome:

@@ -31,7 +31,16 @@ from typing import Any, ClassVar
 import httpx
 
 from charter.domain.errors import CharterError, InvalidInputError
-from charter.evaluation._callables import accepts_system, qualname, resolve, takes_messages
+from charter.evaluation._callables import (
+    CALLABLE_KEYS,
+    OPENAI_KEYS,
+    accepts_system,
+    check_keys,
+    check_numbers,
+    qualname,
+    resolve,
+    takes_messages,
+)
 from charter.evaluation._http import TokenBucket, backoff_delay, retry_after_seconds
 
 __all__ = [
@@ -40,6 +49,7 @@ __all__ = [
     "OpenAITarget",
     "Target",
     "TargetError",
+    "check_target_config",
     "target_from_config",
 ]
 
@@ -132,7 +142,9 @@ class OpenAITarget(Target):
         self.concurrency, self.max_tokens, self.temperature = concurrency, max_tokens, temperature
         self.backoff_base, self.backoff_max = backoff_base, backoff_max
         self._bucket = TokenBucket(rate_limit_per_s) if rate_limit_per_s else None
-        self._clients: list[httpx.AsyncClient] = []
+        self._pools: list[httpx.AsyncHTTPTransport] = []
+        self._headers = {"Authorization": f"Bearer {self._key}"} if self._key else {}
+        self._timeouts = httpx.Timeout(self.timeout).as_dict()
         self._turn = 0
         self._semaphore: asyncio.Semaphore | None = None
         self._rng = random.Random()
@@ -142,28 +154,38 @@ class OpenAITarget(Target):
     def __repr__(self) -> str:
         return f"OpenAITarget({self.description!r})"
 
-    def _ensure(self) -> tuple[httpx.AsyncClient, asyncio.Semaphore]:
-        if not self._clients or self._semaphore is None:
-            # httpcore's pool checks every connection on every request, so its CPU cost per
-            # request grows with the pool: several small pools (8 connections each) serve
-            # high concurrency with about 40% less CPU than one large pool (bench/redteam.py).
+    def _ensure(self) -> tuple[httpx.AsyncHTTPTransport, asyncio.Semaphore]:
+        # Two choices made for CPU per request, which bounds campaign throughput
+        # (bench/redteam.py): requests go straight to httpx's transport (no cookies,
+        # redirects or auth flows to run: a chat endpoint needs none), and connections are
+        # spread over several small pools, because httpcore's pool checks every
+        # connection on every request. Together: about 35% less CPU than one AsyncClient.
+        if not self._pools or self._semaphore is None:
             shards = -(-self.concurrency // POOL_SIZE)
             size = -(-self.concurrency // shards)
             limits = httpx.Limits(max_connections=size, max_keepalive_connections=size)
-            headers = {"Authorization": f"Bearer {self._key}"} if self._key else {}
-            self._clients = [
-                httpx.AsyncClient(
-                    timeout=httpx.Timeout(self.timeout), limits=limits, headers=headers
-                )
-                for _ in range(shards)
-            ]
+            self._pools = [httpx.AsyncHTTPTransport(limits=limits) for _ in range(shards)]
             self._semaphore = asyncio.Semaphore(self.concurrency)
-        self._turn = (self._turn + 1) % len(self._clients)
-        return self._clients[self._turn], self._semaphore
+        self._turn = (self._turn + 1) % len(self._pools)
+        return self._pools[self._turn], self._semaphore
+
+    async def _post(
+        self, pool: httpx.AsyncHTTPTransport, payload: dict[str, Any]
+    ) -> httpx.Response:
+        request = httpx.Request(
+            "POST", self.url, json=payload, headers=self._headers,
+            extensions={"timeout": self._timeouts},
+        )  # fmt: skip
+        response = await pool.handle_async_request(request)
+        try:
+            await response.aread()
+        finally:
+            await response.aclose()
+        return response
 
     async def chat(self, messages: Messages) -> str:
         """POST the messages; retry transient failures (see the class docstring)."""
-        client, semaphore = self._ensure()
+        pool, semaphore = self._ensure()
         payload = {
             "model": self.model,
             "messages": messages,
@@ -178,7 +200,7 @@ class OpenAITarget(Target):
                 wait: float | None = None
                 self.attempts += 1
                 try:
-                    response = await client.post(self.url, json=payload)
+                    response = await self._post(pool, payload)
                 except httpx.TimeoutException:
                     problem = f"timed out after {self.timeout:g} s"
                 except httpx.TransportError as exc:
@@ -217,10 +239,10 @@ class OpenAITarget(Target):
         return content if isinstance(content, str) else ""
 
     async def aclose(self) -> None:
-        """Close the HTTP clients (a later ``chat`` opens new ones)."""
-        clients, self._clients, self._semaphore = self._clients, [], None
-        for client in clients:
-            await client.aclose()
+        """Close the connections (a later ``chat`` opens new ones)."""
+        pools, self._pools, self._semaphore = self._pools, [], None
+        for pool in pools:
+            await pool.aclose()
 
 
 class CallableTarget(Target):
@@ -278,25 +300,11 @@ class CallableTarget(Target):
         return "" if result is None else str(result)
 
 
-_OPENAI_KEYS = frozenset(
-    {
-        "kind",
-        "base_url",
-        "model",
-        "api_key_env",
-        "timeout",
-        "retries",
-        "concurrency",
-        "rate_limit_per_s",
-        "max_tokens",
-        "temperature",
-    }
-)
-_CALLABLE_KEYS = frozenset({"kind", "function", "mode"})
-
-
 def target_from_config(
-    config: Mapping[str, Any], *, kinds: Mapping[str, Callable[..., Target]] | None = None
+    config: Mapping[str, Any],
+    *,
+    kinds: Mapping[str, Callable[..., Target]] | None = None,
+    env: Mapping[str, str] | None = None,
 ) -> Target:
     """Build a target from a config mapping (``kind`` plus that kind's options).
 
@@ -304,6 +312,7 @@ def target_from_config(
         config: ``{"kind": "openai", "base_url", "model", "api_key_env"…}`` or
             ``{"kind": "callable", "function": "module:function", "mode": "auto"}``.
         kinds: extra kinds from plugins (``kind -> factory(**options)``).
+        env: where an openai target looks up ``api_key_env`` (default: ``os.environ``).
 
     Returns:
         The target.
@@ -322,16 +331,16 @@ def target_from_config(
             field="target.api_key",
         )
     if kind == "openai":
-        _check_keys(config, _OPENAI_KEYS, kind)
+        check_keys(config, OPENAI_KEYS, kind)
         for required in ("base_url", "model"):
             if not isinstance(config.get(required), str):
                 raise InvalidInputError(
                     f"target.{required} is required", field=f"target.{required}"
                 )
-        _check_numbers(config)
-        return OpenAITarget(**options)
+        check_numbers(config)
+        return OpenAITarget(**options, env=env)
     if kind == "callable":
-        _check_keys(config, _CALLABLE_KEYS, kind)
+        check_keys(config, CALLABLE_KEYS, kind)
         if not isinstance(config.get("function"), str):
             raise InvalidInputError("target.function ('module:function') is required")
         return CallableTarget(config["function"], mode=str(config.get("mode", "auto")))
@@ -341,25 +350,26 @@ def target_from_config(
     raise InvalidInputError(f"unknown target kind {kind!r}; valid: {', '.join(valid)}", valid=valid)
 
 
-_INTEGERS = ("retries", "concurrency", "max_tokens")
-_NUMBERS = ("timeout", "rate_limit_per_s", "temperature")
+def check_target_config(
+    config: Mapping[str, Any], *, kinds: Mapping[str, Callable[..., Target]] | None = None
+) -> None:
+    """Validate a target config without side effects, e.g. when a model declares its target.
 
+    Same checks as :func:`target_from_config`, except that the API-key variable is not
+    looked up (it may only exist where campaigns run) and a callable is not imported.
 
-def _check_numbers(config: Mapping[str, Any]) -> None:
-    for key in (*_INTEGERS, *_NUMBERS):
-        value = config.get(key)
-        if value is None:
-            continue
-        wanted = int if key in _INTEGERS else (int, float)
-        if isinstance(value, bool) or not isinstance(value, wanted):
-            kind = "an integer" if key in _INTEGERS else "a number"
-            raise InvalidInputError(f"target.{key} must be {kind}, not {value!r}", field=key)
-
-
-def _check_keys(config: Mapping[str, Any], allowed: frozenset[str], kind: str) -> None:
-    unknown = sorted(set(config) - allowed)
-    if unknown:
-        raise InvalidInputError(
-            f"unknown option(s) {unknown} for a {kind} target; valid: {sorted(allowed)}",
-            field="target",
-        )
+    Raises:
+        InvalidInputError: as :func:`target_from_config`.
+    """
+    kind = config.get("kind") if isinstance(config, Mapping) else None
+    if kind == "openai" and isinstance(config.get("api_key_env"), str):
+        target_from_config(config, env={config["api_key_env"]: "unchecked"})
+    elif kind == "callable":
+        check_keys(config, CALLABLE_KEYS, kind)
+        spec = config.get("function")
+        if not isinstance(spec, str) or ":" not in spec.strip(":"):
+            raise InvalidInputError("target.function must look like 'package.module:function'")
+        if str(config.get("mode", "auto")) not in CallableTarget.MODES:
+            raise InvalidInputError(f"target.mode must be one of {', '.join(CallableTarget.MODES)}")
+    elif kind not in (kinds or {}):
+        target_from_config(config, kinds=kinds)

@@ -1,13 +1,12 @@
 """Store queries for models, versions and their files, datasets and tags.
 
 Mixed into the read and write transactions of :mod:`charter.store.store`;
-rows become domain entities here. Every statement is built once, at import,
-with named ``bindparam`` placeholders: SQLAlchemy spends several times longer
-building a statement than running it, and the same SQL runs on SQLite and
-PostgreSQL. Reads of every row (for verification) go straight to the driver
-cursor through :func:`~charter.store._ledger.raw_rows`; nothing sends an ``IN``
-list of every id, which is slow and exceeds PostgreSQL's 65,535 bind
-parameters on large registries (``versions_by_ids`` sends bounded chunks).
+rows become domain entities here. Statements are built once, at import, and
+run through :class:`~charter.store._sql.Compiled` (see there for why); reads
+of every row (for verification) stream through
+:func:`~charter.store._sql.raw_rows`. Nothing sends an ``IN`` list of every
+id, which is slow and exceeds PostgreSQL's 65,535 bind parameters on large
+registries (``versions_by_ids`` sends bounded chunks).
 """
 
 from __future__ import annotations
@@ -33,7 +32,7 @@ from sqlalchemy import (
 from charter.domain.entities import DatasetRef, FileRecord, Model, RiskTier, Version, VersionState
 from charter.domain.errors import StorageError
 from charter.store import schema as t
-from charter.store._ledger import raw_rows
+from charter.store._sql import Compiled, raw_rows
 
 __all__ = ["VersionReads", "VersionWrites"]
 
@@ -81,40 +80,46 @@ def _children(where: Any, *, joined: bool) -> Any:
 
 
 # Version reads by scope: (rows statement, children statement).
-_SCOPES = {
-    "ref": (_VERSION_ROWS.where(_BY_REF), _children(_BY_REF, joined=True)),
-    "model": (_VERSION_ROWS.where(_BY_MODEL), _children(_BY_MODEL, joined=True)),
+_SCOPES: dict[str, tuple[Any, Any]] = {
+    "ref": (Compiled(_VERSION_ROWS.where(_BY_REF)), Compiled(_children(_BY_REF, joined=True))),
+    "model": (
+        Compiled(_VERSION_ROWS.where(_BY_MODEL)),
+        Compiled(_children(_BY_MODEL, joined=True)),
+    ),
+    # Expanding IN lists vary in length: SQLAlchemy renders them per call.
     "ids": (_VERSION_ROWS.where(_BY_IDS), _children(_BY_IDS, joined=True)),
     "all": (_VERSION_ROWS, _children(None, joined=False)),
 }
-_MODEL_ROW = select(M).where(M.c.name == bindparam("name"))
-_MODEL_ID = select(M.c.id).where(M.c.name == bindparam("name"))
-_VERSION_ID = select(V.c.id).join(M, M.c.id == V.c.model_id).where(_BY_REF)
-_REFS = select(V.c.id, M.c.name, V.c.version).join(M, M.c.id == V.c.model_id)
-_FILES_OF = (
-    select(t.files.c.path, t.files.c.digest, t.files.c.size)
-    .where(t.files.c.version_id == bindparam("vid"))
-    .order_by(t.files.c.path)
+_MODEL_ROW = Compiled(select(M).where(M.c.name == bindparam("name")))
+_MODEL_ID = Compiled(select(M.c.id).where(M.c.name == bindparam("name")))
+_VERSION_ID = Compiled(select(V.c.id).join(M, M.c.id == V.c.model_id).where(_BY_REF))
+_IDS = Compiled(
+    select(M.c.id, V.c.id)
+    .outerjoin(V, and_(V.c.model_id == M.c.id, V.c.version == bindparam("version")))
+    .where(_BY_MODEL)
 )
-_ALL_FILES = select(
-    t.files.c.version_id, t.files.c.path, t.files.c.digest, t.files.c.size
-).order_by(t.files.c.version_id, t.files.c.path)
-_DIGEST_USERS = (
+_REFS = select(V.c.id, M.c.name, V.c.version).join(M, M.c.id == V.c.model_id)
+F = t.files
+_FILES_OF = Compiled(
+    select(F.c.path, F.c.digest, F.c.size)
+    .where(F.c.version_id == bindparam("vid"))
+    .order_by(F.c.path)
+)
+_ALL_FILES = select(F.c.version_id, F.c.path, F.c.digest, F.c.size).order_by(
+    F.c.version_id, F.c.path
+)
+_DIGEST_USERS = Compiled(
     select(t.datasets.c.version_id).where(t.datasets.c.digest == bindparam("digest")).distinct()
 )
-_DIGEST_IN_USE = (
-    select(t.files.c.version_id).where(t.files.c.digest == bindparam("digest")).limit(1)
-)
+_DIGEST_IN_USE = Compiled(select(F.c.version_id).where(F.c.digest == bindparam("digest")).limit(1))
 
 # Rows that entity queries never return (they join through a parent that does
 # not exist), which is exactly where a forged row would hide.
 _ORPHANS = {
-    "dataset": select(t.datasets.c.version_id).where(
-        t.datasets.c.version_id.not_in(select(V.c.id))
-    ),
-    "tag": select(t.tags.c.version_id).where(t.tags.c.version_id.not_in(select(V.c.id))),
-    "version": select(V.c.id).where(V.c.model_id.not_in(select(M.c.id))),
+    kind: select(table.c.version_id).where(table.c.version_id.not_in(select(V.c.id)))
+    for kind, table in (("dataset", t.datasets), ("tag", t.tags))
 }
+_ORPHANS["version"] = select(V.c.id).where(V.c.model_id.not_in(select(M.c.id)))
 _LINEAGE = {
     "ancestors": ("SELECT parent_id, 1 FROM versions WHERE id = :vid",
                   "SELECT v.parent_id, w.depth + 1 FROM versions v JOIN walk w ON v.id = w.id"),
@@ -122,35 +127,34 @@ _LINEAGE = {
                     "SELECT v.id, w.depth + 1 FROM versions v JOIN walk w ON v.parent_id = w.id"),
 }  # fmt: skip
 # depth < 10000 bounds the walk should a tampered row create a cycle.
-_WALKS = {
-    direction: text(
-        f"WITH RECURSIVE walk(id, depth) AS ({start} UNION ALL {step} "  # noqa: S608
-        "WHERE w.depth < 10000) SELECT id, depth FROM walk WHERE id IS NOT NULL ORDER BY depth"
-    )
-    for direction, (start, step) in _LINEAGE.items()
-}
+_WALK = (
+    "WITH RECURSIVE walk(id, depth) AS ({} UNION ALL {} WHERE w.depth < 10000) "
+    "SELECT id, depth FROM walk WHERE id IS NOT NULL ORDER BY depth"
+)
+_WALKS = {direction: Compiled(text(_WALK.format(*parts))) for direction, parts in _LINEAGE.items()}
 
-_INSERT_MODEL = insert(M)
-_INSERT_VERSION = insert(V).returning(V.c.id)
-_INSERT_FILES, _INSERT_DATASETS, _INSERT_TAG = insert(t.files), insert(t.datasets), insert(t.tags)
-_DELETE_TAG = delete(t.tags).where(
-    t.tags.c.version_id == bindparam("vid"), t.tags.c.key == bindparam("tag")
+_INSERT_MODEL = Compiled(insert(M), [c.name for c in M.c if c.name != "id"])
+_VERSION_KEYS = [*_COPIED, "model_id", "parent_id", "state", "commit_sha", "params"]
+_INSERT_VERSION = Compiled(insert(V).returning(V.c.id), _VERSION_KEYS)
+_INSERT_VERSION_OLD = Compiled(insert(V), _VERSION_KEYS)  # SQLite before 3.35: no RETURNING
+_INSERT_FILES = Compiled(insert(t.files), ["version_id", "path", "digest", "size"])
+_INSERT_DATASETS = Compiled(insert(t.datasets), [c.name for c in t.datasets.c])
+_INSERT_TAG = Compiled(insert(t.tags), ["version_id", "key", "value"])
+_DELETE_TAG = Compiled(
+    delete(t.tags).where(t.tags.c.version_id == bindparam("vid"), t.tags.c.key == bindparam("tag"))
 )
-_PUBLISH = (
-    update(V)
-    .where(_BY_ID, V.c.state == VersionState.DRAFT.value)
-    .values(
-        state=VersionState.PUBLISHED.value,
-        published_by=bindparam("by"),
-        published_at=bindparam("at"),
-        baseline_digest=bindparam("sealed"),
+_DRAFT_BY_ID = and_(_BY_ID, V.c.state == VersionState.DRAFT.value)
+_PUBLISH = Compiled(
+    update(V).where(_DRAFT_BY_ID).values(
+        state=VersionState.PUBLISHED.value, published_by=bindparam("by"),
+        published_at=bindparam("at"), baseline_digest=bindparam("sealed"),
     )
-)
+)  # fmt: skip
 _DELETE_DRAFT_ROWS = [
-    delete(table).where(table.c.version_id == bindparam("vid"))
+    Compiled(delete(table).where(table.c.version_id == bindparam("vid")))
     for table in (t.tags, t.datasets, t.files, t.profile_entries)
 ]
-_DELETE_DRAFT = delete(V).where(_BY_ID, V.c.state == VersionState.DRAFT.value)
+_DELETE_DRAFT = Compiled(delete(V).where(_DRAFT_BY_ID))
 
 
 class VersionReads:
@@ -161,12 +165,12 @@ class VersionReads:
     # -- models -------------------------------------------------------------
     def get_model(self, name: str) -> Model | None:
         """Return the model called ``name``, or None."""
-        row = self.conn.execute(_MODEL_ROW, {"name": name}).first()
+        row = _MODEL_ROW(self.conn, {"name": name}).first()
         return _model(row) if row else None
 
     def model_id(self, name: str) -> int | None:
         """Return the row id of model ``name``, or None."""
-        return self.conn.execute(_MODEL_ID, {"name": name}).scalar_one_or_none()
+        return _MODEL_ID(self.conn, {"name": name}).scalar_one_or_none()
 
     def list_models(self) -> list[Model]:
         """Return every model, by name."""
@@ -176,12 +180,22 @@ class VersionReads:
     def version_id(self, model: str, version: str) -> int | None:
         """Return the row id of ``model@version``, or None."""
         params = {"model": model, "version": version}
-        return self.conn.execute(_VERSION_ID, params).scalar_one_or_none()
+        return _VERSION_ID(self.conn, params).scalar_one_or_none()
+
+    def ids(self, model: str, version: str) -> tuple[int | None, int | None]:
+        """Return the row ids of ``model`` and of ``model@version`` (None if absent), at once."""
+        row = _IDS(self.conn, {"model": model, "version": version}).first()
+        return (row[0], row[1]) if row else (None, None)
 
     def get_version(self, model: str, version: str) -> Version | None:
         """Return ``model@version`` with datasets and tags, or None."""
+        found = self.version_with_id(model, version)
+        return found[1] if found else None
+
+    def version_with_id(self, model: str, version: str) -> tuple[int, Version] | None:
+        """Return ``(row id, version)`` of ``model@version``, or None (two statements)."""
         found = self._read_versions("ref", {"model": model, "version": version})
-        return found[0][1] if found else None
+        return found[0] if found else None
 
     def list_versions(self, model: str | None = None) -> list[Version]:
         """Return the versions of ``model`` (or of every model), unordered."""
@@ -208,10 +222,8 @@ class VersionReads:
 
     def _read_versions(self, scope: str, params: dict[str, Any]) -> list[tuple[int, Version]]:
         rows_stmt, children_stmt = _SCOPES[scope]
-        rows = self.conn.execute(rows_stmt, params).all()
-        if not rows:
-            return []
-        return _assemble(rows, self.conn.execute(children_stmt, params))
+        rows = _run(self.conn, rows_stmt, params).all()
+        return _assemble(rows, _run(self.conn, children_stmt, params)) if rows else []
 
     def version_refs(self) -> dict[int, str]:
         """Return ``{version id: "name@version"}`` for every version."""
@@ -219,7 +231,7 @@ class VersionReads:
 
     def files(self, version_id: int) -> list[FileRecord]:
         """Return the manifest rows of a version, sorted by path."""
-        rows = self.conn.execute(_FILES_OF, {"vid": version_id})
+        rows = _FILES_OF(self.conn, {"vid": version_id})
         return [FileRecord(path, digest, size) for path, digest, size in rows]
 
     def lineage_ids(self, version_id: int, *, direction: str) -> list[tuple[int, int]]:
@@ -230,11 +242,11 @@ class VersionReads:
             direction: ``ancestors`` or ``descendants``.
         """
         walk = _WALKS["ancestors" if direction == "ancestors" else "descendants"]
-        return [(r[0], r[1]) for r in self.conn.execute(walk, {"vid": version_id})]
+        return [(r[0], r[1]) for r in walk(self.conn, {"vid": version_id})]
 
     def version_ids_using_digest(self, digest: str) -> list[int]:
         """Return ids of versions that declared a dataset with ``digest``."""
-        return [r[0] for r in self.conn.execute(_DIGEST_USERS, {"digest": digest})]
+        return [r[0] for r in _DIGEST_USERS(self.conn, {"digest": digest})]
 
     def iter_file_rows(self) -> Iterator[tuple[Any, ...]]:
         """Yield every manifest row as a raw ``(version id, path, digest, size)``.
@@ -244,16 +256,9 @@ class VersionReads:
         """
         return raw_rows(self.conn, _ALL_FILES)
 
-    def all_files(self) -> dict[int, list[FileRecord]]:
-        """Return every manifest row, grouped by version id, sorted by path (for verification)."""
-        out: dict[int, list[FileRecord]] = {}
-        for vid, path, digest, size in raw_rows(self.conn, _ALL_FILES):
-            out.setdefault(vid, []).append(FileRecord(path, digest, size))
-        return out
-
     def digest_in_use(self, digest: str) -> bool:
         """True when any version's manifest names the blob ``digest``."""
-        return self.conn.execute(_DIGEST_IN_USE, {"digest": digest}).first() is not None
+        return _DIGEST_IN_USE(self.conn, {"digest": digest}).first() is not None
 
     def orphan_rows(self) -> list[tuple[str, int]]:
         """Return ``(kind, version id)`` of rows no entity query reaches (for verification).
@@ -272,7 +277,7 @@ class VersionWrites(VersionReads):
 
     def insert_model(self, model: Model) -> None:
         """Insert a new model row."""
-        self.conn.execute(_INSERT_MODEL, model.state())
+        _INSERT_MODEL(self.conn, model.state())
 
     def insert_version(
         self, version: Version, *, model_id: int, parent_id: int | None, files: Sequence[FileRecord]
@@ -286,46 +291,48 @@ class VersionWrites(VersionReads):
             commit_sha=version.commit,
             params=json.dumps(version.params, sort_keys=True),
         )
-        vid = int(self.conn.execute(_INSERT_VERSION, row).scalar_one())
+        if self.conn.dialect.insert_returning:
+            vid = int(_INSERT_VERSION(self.conn, row).scalar_one())
+        else:
+            vid = int(_INSERT_VERSION_OLD(self.conn, row).lastrowid)
         if files:
-            self.conn.execute(
-                _INSERT_FILES,
+            _INSERT_FILES(
+                self.conn,
                 [
                     {"version_id": vid, "path": f.path, "digest": f.digest, "size": f.size}
                     for f in files
                 ],
             )
         if version.datasets:
-            self.conn.execute(
-                _INSERT_DATASETS,
-                [
-                    {"version_id": vid, "position": i, **d.state()}
-                    for i, d in enumerate(version.datasets)
-                ],
+            refs = enumerate(version.datasets)
+            _INSERT_DATASETS(
+                self.conn, [{"version_id": vid, "position": i, **d.state()} for i, d in refs]
             )
         return vid
 
     def publish_version(self, version_id: int, *, by: str, at: str, baseline_digest: str) -> None:
         """Mark a draft published and seal its baseline (the row is frozen from then on)."""
         params = {"vid": version_id, "by": by, "at": at, "sealed": baseline_digest}
-        if self.conn.execute(_PUBLISH, params).rowcount != 1:
+        if _PUBLISH(self.conn, params).rowcount != 1:
             raise StorageError("version was published concurrently", version_id=version_id)
 
     def delete_draft(self, version_id: int) -> None:
         """Delete a draft version and its rows."""
         for stmt in _DELETE_DRAFT_ROWS:
-            self.conn.execute(stmt, {"vid": version_id})
-        if self.conn.execute(_DELETE_DRAFT, {"vid": version_id}).rowcount != 1:
+            stmt(self.conn, {"vid": version_id})
+        if _DELETE_DRAFT(self.conn, {"vid": version_id}).rowcount != 1:
             raise StorageError("version is no longer a draft", version_id=version_id)
 
     def set_tags(self, version_id: int, tags: dict[str, str | None]) -> None:
         """Set (value) or remove (None) tags of a version."""
         for key, value in tags.items():
-            self.conn.execute(_DELETE_TAG, {"vid": version_id, "tag": key})
+            _DELETE_TAG(self.conn, {"vid": version_id, "tag": key})
             if value is not None:
-                self.conn.execute(
-                    _INSERT_TAG, {"version_id": version_id, "key": key, "value": value}
-                )
+                _INSERT_TAG(self.conn, {"version_id": version_id, "key": key, "value": value})
+
+
+def _run(conn: Connection, stmt: Any, params: dict[str, Any]) -> Any:
+    return stmt(conn, params) if isinstance(stmt, Compiled) else conn.execute(stmt, params)
 
 
 def _model(row: Any) -> Model:
@@ -359,9 +366,15 @@ def _assemble(rows: Sequence[Any], children: Any) -> list[tuple[int, Version]]:
     out = []
     for row in rows:
         vid = row[2]
-        refs = sorted(datasets.get(vid, ()), key=lambda pair: pair[0])
-        out.append((vid, _version(row, tuple(ref for _, ref in refs), tags.get(vid, {}))))
+        refs = datasets.get(vid)
+        ordered = tuple(ref for _, ref in sorted(refs, key=lambda p: p[0])) if refs else ()
+        out.append((vid, _version(row, ordered, tags.get(vid, {}))))
     return out
+
+
+def _params(text: str) -> dict[str, str]:
+    # Most versions have no parameters: skip the parser for them.
+    return {} if text == "{}" else json.loads(text)
 
 
 def _version(row: Sequence[Any], datasets: tuple[DatasetRef, ...], tags: dict[str, str]) -> Version:
@@ -369,13 +382,13 @@ def _version(row: Sequence[Any], datasets: tuple[DatasetRef, ...], tags: dict[st
     (model, parent, _id, version, state, kind, fp_arch, fp_data, fp_config, method, manifest,
      count, total, run_id, commit, params, by, at, pub_by, pub_at, sealed) = row  # fmt: skip
     try:
-        if state not in _STATES:
+        if (known := _STATES.get(state)) is None:
             raise ValueError(f"unknown state {state!r}")
         return Version(
-            model=model, version=version, state=_STATES[state], parent=parent, change_kind=kind,
+            model=model, version=version, state=known, parent=parent, change_kind=kind,
             fp_architecture=fp_arch, fp_data=fp_data, fp_config=fp_config,
             architecture_method=method, manifest_digest=manifest, file_count=count,
-            total_size=total, run_id=run_id, commit=commit, params=json.loads(params),
+            total_size=total, run_id=run_id, commit=commit, params=_params(params),
             datasets=datasets, created_by=by, created_at=at, published_by=pub_by,
             published_at=pub_at, baseline_digest=sealed, tags=tags,
         )  # fmt: skip

@@ -1,0 +1,105 @@
+"""Running prebuilt Core statements with little per-call overhead.
+
+SQLAlchemy spends most of a small query's time on the statement, not in the
+database: measured on SQLite, an INSERT built per call costs about 50 µs, a
+prebuilt one run with ``Connection.execute`` 19 µs, the same SQL through
+``Connection.exec_driver_sql`` 7.5 µs, and the driver alone 1.6 µs. So:
+
+- :class:`Compiled` compiles a module-level statement once per dialect and runs
+  it with ``exec_driver_sql``: the SQL is still SQLAlchemy's rendering for that
+  dialect (portable), and SQLAlchemy still begins the transaction, fires its
+  events and wraps driver errors. No type processing happens on the way in or
+  out, so it is used only for columns the drivers map natively (integers, text,
+  bytes).
+- :func:`raw_rows` streams a parameterless bulk read straight from the driver
+  cursor, in batches, for verification.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
+
+from sqlalchemy import Connection, CursorResult
+
+__all__ = ["Compiled", "raw_rows"]
+
+
+class Compiled:
+    """A statement compiled once per dialect, run through ``exec_driver_sql``.
+
+    Example::
+
+        _MODEL_ID = Compiled(select(models.c.id).where(models.c.name == bindparam("name")))
+        _MODEL_ID(conn, {"name": "credit-risk"}).scalar_one_or_none()
+    """
+
+    __slots__ = ("_forms", "keys", "stmt")
+
+    def __init__(self, stmt: Any, keys: Sequence[str] | None = None) -> None:
+        """Wrap ``stmt``; ``keys`` names the columns of an ``insert(table)`` without values."""
+        self.stmt = stmt
+        self.keys = list(keys) if keys is not None else None
+        self._forms: dict[str, tuple[str, tuple[str, ...] | None, dict[str, Any]]] = {}
+
+    def _form(self, dialect: Any) -> tuple[str, tuple[str, ...] | None, dict[str, Any]]:
+        key = f"{dialect.name}+{dialect.driver}"  # drivers differ in parameter style
+        form = self._forms.get(key)
+        if form is None:
+            compiled = self.stmt.compile(dialect=dialect, column_keys=self.keys)
+            # Literals in the statement (``id == 1``) became parameters with values.
+            defaults = {n: b.effective_value for n, b in compiled.binds.items() if not b.required}
+            order = tuple(compiled.positiontup) if dialect.positional else None
+            form = self._forms[key] = (compiled.string, order, defaults)
+        return form
+
+    def __call__(
+        self, conn: Connection, params: Mapping[str, Any] | Sequence[Mapping[str, Any]] = ()
+    ) -> CursorResult[*tuple[Any, ...]]:
+        """Run with named ``params`` (a mapping, or a sequence of them for executemany)."""
+        sql, order, defaults = self._form(conn.dialect)
+        if isinstance(params, Mapping):
+            return conn.exec_driver_sql(sql, _bind(params, order, defaults))
+        if not params:
+            return conn.exec_driver_sql(sql, _bind({}, order, defaults))
+        return conn.exec_driver_sql(sql, [_bind(p, order, defaults) for p in params])
+
+
+def _bind(
+    params: Mapping[str, Any], order: tuple[str, ...] | None, defaults: dict[str, Any]
+) -> Any:
+    """The driver's parameters: a tuple in placeholder order, or a dict by name."""
+    if order is None:
+        return {**defaults, **params} if defaults else params
+    return tuple(params[n] if n in params else defaults[n] for n in order)
+
+
+_RAW_SQL: dict[tuple[int, str], str] = {}  # (id(statement), dialect+driver) -> SQL
+
+
+def raw_rows(conn: Connection, stmt: Any) -> Iterator[tuple[Any, ...]]:
+    """Rows of a parameterless module-level statement, straight from the driver cursor.
+
+    Skips SQLAlchemy's per-row work, which costs more than the driver's own on
+    100k-row reads. Runs inside the connection's transaction (begun here if
+    nothing ran yet, so every bulk read of one verification sees one snapshot).
+
+    Args:
+        conn: the transaction's connection.
+        stmt: a statement without bind parameters, kept alive by the caller
+            (compiled SQL is cached by its identity and dialect).
+    """
+    key = (id(stmt), f"{conn.dialect.name}+{conn.dialect.driver}")
+    sql = _RAW_SQL.get(key)
+    if sql is None:
+        compiled = stmt.compile(dialect=conn.dialect, compile_kwargs={"literal_binds": True})
+        sql = _RAW_SQL[key] = str(compiled)
+    if not conn.in_transaction():
+        conn.begin()
+    cursor = conn.connection.cursor()
+    try:
+        cursor.execute(sql)
+        while batch := cursor.fetchmany(2000):
+            yield from batch
+    finally:
+        cursor.close()
