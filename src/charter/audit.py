@@ -18,11 +18,11 @@ from __future__ import annotations
 import gc
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from functools import partial
 from typing import Any, TypeVar
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
+from charter._audit_gates import GateExpected, apply_gate_entry, check_gates, read_gate_rows
 from charter._audit_ledger import check_checkpoints, check_entries, check_head, check_nodes
 from charter._audit_report import Problem, Problems, VerifyReport
 from charter._audit_state import (
@@ -78,9 +78,13 @@ def _verify(
     with store.read() as tx:
         size, origin = check_head(tx.ledger_heads(), problems)
         checkpoint_rows = tx.checkpoints()
-        leaves = check_entries(
-            tx.iter_entries(), problems, partial(apply_entry, expected, problems)
-        )
+        gates = GateExpected()
+
+        def replay(seq: Any, type_: Any, subject: Any, body: dict[str, Any]) -> None:
+            apply_entry(expected, problems, seq, type_, subject, body)
+            apply_gate_entry(gates, problems, seq, type_, subject, body)
+
+        leaves = check_entries(tx.iter_entries(), problems, replay)
         levels = check_nodes(leaves, tx.iter_nodes(), problems)
         models = _readable(
             "models", problems, lambda: {m.name: m.state() for m in tx.list_models()}
@@ -95,6 +99,7 @@ def _verify(
             amendments=tx.all_amendment_records(),
             cards=tx.card_rows(),
         )
+        gate_rows = read_gate_rows(tx)
         for kind, vid in tx.orphan_rows():
             problems.add("state", f"version id {vid}", _ORPHAN_MESSAGES[kind])
     if len(leaves) != size:
@@ -111,6 +116,7 @@ def _verify(
         )
     check_state(expected, models, versions, refs, files, problems)
     check_profiles(expected, versions, refs, rows, problems)
+    check_gates(gates, gate_rows, problems)
     return VerifyReport(
         entries=len(leaves),
         checkpoints=len(checkpoint_rows),

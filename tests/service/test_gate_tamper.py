@@ -1,0 +1,68 @@
+"""`audit verify` catches edits to sign-off state: decisions, approvals, stages, users…"""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from charter.domain.profile import parse_document
+from charter.sdk import open_registry
+from charter.service import Registry
+from charter.settings import Settings
+
+GOOD = "evaluations: [{name: accuracy, value: 0.9}]"
+
+
+@pytest.fixture
+def home(registry: Registry, settings: Settings, artifact: Path) -> Path:
+    registry.add_user(name="bob", role="approver")
+    registry.set_policy(text="schema: charter.policy/v1\nstages: [staging, production]\n")
+    registry.create_model(name="m", risk_tier="medium")
+    for version, parent in (("1.0.0", None), ("1.1.0", "1.0.0")):
+        registry.register(model="m", path=artifact, version=version, parent=parent,
+                          profile=parse_document(GOOD))  # fmt: skip
+        registry.publish(model="m", version=version)
+        registry.render_card(model="m", version=version)
+        with open_registry(settings=settings.model_copy(update={"user": "bob"})) as bob:
+            bob.approve(model="m", version=version, stage="production", comment="ok")
+        registry.promote(model="m", version=version, stage="production")
+    registry.rollback(model="m", stage="production", reason="incident")
+    registry.deprecate(model="m", version="1.1.0", reason="regressed")
+    assert registry.verify().ok, registry.verify().problems
+    return registry.settings.home
+
+
+def _attack(home: Path, statement: str) -> None:
+    db = sqlite3.connect(home / "registry.db")
+    for (name,) in db.execute("SELECT name FROM sqlite_master WHERE type = 'trigger'").fetchall():
+        db.execute(f'DROP TRIGGER "{name}"')
+    db.execute(statement)
+    db.commit()
+    db.close()
+
+
+@pytest.mark.parametrize(
+    ("statement", "where"),
+    [
+        ("UPDATE gate_decisions SET passed = 1 - passed WHERE id = 1", "gate decision 1"),
+        ("UPDATE gate_decisions SET document = replace(document, '\"passed\": true',"
+         " '\"passed\": false') WHERE id = 1", "gate decision 1"),
+        ("DELETE FROM gate_decisions WHERE id = 2", "gate decision 2"),
+        ("UPDATE approvals SET user = 'mallory'", "approval"),
+        ("DELETE FROM approvals WHERE id = 1", "approval 1"),
+        ("UPDATE stages SET version_id = (SELECT max(id) FROM versions)", "stage m/production"),
+        ("DELETE FROM stage_history WHERE generation = 3", "stage move m/production#3"),
+        ("UPDATE users SET role = 'admin' WHERE name = 'bob'", "user bob"),
+        ("INSERT INTO users VALUES ('eve', 'admin', 'eve', 'x')", "user eve"),
+        ("UPDATE policies SET text = replace(text, 'production', 'prod')", "policy"),
+        ("DELETE FROM version_status", "status of m@1.1.0"),
+    ],
+)  # fmt: skip
+def test_sign_off_tampering_is_reported(home: Path, statement: str, where: str) -> None:
+    _attack(home, statement)
+    with open_registry(home) as reg:
+        report = reg.verify()
+    assert not report.ok
+    assert any(where in p.where for p in report.problems), report.problems
