@@ -132,7 +132,8 @@ def print_decision(ref: str, decision_id: int, decision: GateDecision) -> None:
                   f"policy {decision.policy_digest[:19]}…)")  # fmt: skip
     for f in decision.findings:
         mark = "[green]✓[/]" if f.passed else "[red]✗[/]"
-        evidence = f"  [dim]evidence: {', '.join(f.evidence)}[/]" if f.evidence else ""
+        shown = f.evidence and not all(e in f.message for e in f.evidence)
+        evidence = f"  [dim]evidence: {', '.join(f.evidence)}[/]" if shown else ""
         console.print(f"  {mark} {f.message}{evidence}", highlight=False)
 
 
