@@ -98,10 +98,10 @@ def read_gate_rows(tx: ReadTx) -> dict[str, dict[str, Any]]:
             }
             for d in tx.decisions()
         },
-        "approvals": {str(a.id): a.state() for _, a in tx.approvals()},
+        "approvals": {str(a.id): a.state() for _, a in tx.approvals(refs=refs)},
         "pointers": {
             f"{p['model']}/{p['stage']}": {"version": p["version"], "generation": p["generation"]}
-            for p in tx.stage_pointers()
+            for p in tx.stage_pointers(refs=refs)
         },
         "runs": {r["run_id"]: r for r in tx.runs()},
         "moves": {},
@@ -110,15 +110,14 @@ def read_gate_rows(tx: ReadTx) -> dict[str, dict[str, Any]]:
     }
     for model in tx.list_models():
         mid = tx.model_id(model.name) or 0
-        for move in tx.stage_history(mid):
+        for move in tx.stage_history(mid, refs=refs):
             rows["moves"][f"{move.model}/{move.stage}#{move.generation}"] = move.state()
         target = tx.model_target(mid)
         if target is not None:
             rows["targets"][model.name] = target
-    for vid, ref in refs.items():
-        status = tx.version_status(vid)
-        if status is not None:
-            rows["statuses"][ref] = dict(zip(("status", "reason", "by", "at"), status, strict=True))
+    for vid, status in tx.version_statuses().items():
+        ref = refs.get(vid, f"id {vid}")
+        rows["statuses"][ref] = dict(zip(("status", "reason", "by", "at"), status, strict=True))
     return rows
 
 

@@ -32,8 +32,7 @@ from charter.ledger import (
     node_hash,
     sign_checkpoint,
 )
-from charter.store import CheckpointRow, ReadTx, WriteTx
-from charter.store.store import LedgerHead
+from charter.store import CheckpointRow, LedgerHead, ReadTx, WriteTx
 
 __all__ = [
     "InclusionProof",

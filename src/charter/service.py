@@ -264,7 +264,9 @@ class Registry(
         arch = architecture_fingerprint(
             [(s.relpath, s.abspath) for s in sources], declared=architecture
         )
-        manifest = ingest(self.artifacts, Path(path), cache=self._cache, progress=progress)
+        manifest = ingest(
+            self.artifacts, Path(path), sources=sources, cache=self._cache, progress=progress
+        )
         fingerprints = Fingerprints(
             architecture=arch.digest,
             data=data_fingerprint([(d.name, d.role, d.digest or d.uri) for d in refs]),
@@ -305,10 +307,10 @@ class Registry(
         files = [FileRecord(e.path, e.digest, e.size) for e in manifest.entries]
         subject = f"version:{entity.ref}"
         with self.store.write() as tx:
-            model_id = tx.model_id(model)
+            model_id, existing = tx.ids(model, version)
             if model_id is None:
                 raise NotFoundError(f"unknown model {model!r}", model=model)
-            if tx.version_id(model, version) is not None:
+            if existing is not None:
                 raise AlreadyExistsError(
                     f"version {entity.ref} already exists", model=model, version=version
                 )
@@ -326,12 +328,11 @@ class Registry(
                 add_entries_in(
                     self, tx, vid=vid, ref=entity.ref, document=profile, at=entity.created_at
                 )
-        if evaluate:
-            red_team = self.model_target(model=model)
-            if red_team and red_team.get("auto"):
-                # The version is registered and consistent either way; a campaign
-                # that fails leaves a draft without red-team results, to re-run.
-                self.redteam(model=model, version=version)
+            red_team = tx.model_target(model_id) if evaluate else None
+        if red_team and red_team.get("auto"):
+            # The version is registered and consistent either way; a campaign that
+            # fails leaves a draft without red-team results, to re-run.
+            self.redteam(model=model, version=version)
         return replace(entity, tags={k: v for k, v in tags_checked.items() if v is not None})
 
     def _check_new_version(self, *, model: str, version: str, parent: str | None) -> Version | None:
@@ -363,17 +364,20 @@ class Registry(
         Raises:
             NotFoundError: no such version. ImmutableError: already published.
         """
-        current = self.get_version(model=model, version=version)
-        if current.state is VersionState.PUBLISHED:
-            raise ImmutableError(
-                f"{current.ref} is already published", model=model, version=version
-            )
         at = now()
         with self.store.write() as tx:
-            vid = tx.version_id(model, version)
-            fresh = tx.get_version(model, version)
-            if vid is None or fresh is None or fresh.state is VersionState.PUBLISHED:
-                raise ImmutableError(f"{current.ref} was published or deleted meanwhile")
+            found = tx.version_with_id(model, version)
+            if found is None:
+                raise NotFoundError(
+                    f"unknown version {model}@{version}: see `charter versions {model}`",
+                    model=model,
+                    version=version,
+                )
+            vid, fresh = found
+            if fresh.state is VersionState.PUBLISHED:
+                raise ImmutableError(
+                    f"{fresh.ref} is already published", model=model, version=version
+                )
             sealed = baseline_digest(tx.profile_records(vid))
             tx.publish_version(vid, by=self.user, at=at, baseline_digest=sealed)
             published = replace(

@@ -1,5 +1,5 @@
 """Metadata persistence (SQLAlchemy Core + Alembic) for SQLite and PostgreSQL."""
 
-from charter.store.store import CheckpointRow, ReadTx, Store, WriteTx
+from charter.store.store import CheckpointRow, LedgerHead, ReadTx, Store, WriteTx
 
-__all__ = ["CheckpointRow", "ReadTx", "Store", "WriteTx"]
+__all__ = ["CheckpointRow", "LedgerHead", "ReadTx", "Store", "WriteTx"]

@@ -180,10 +180,13 @@ class GateRows(EvaluationRows):
         self.conn.execute(insert(t.approvals).values(version_id=version_id, **state))
 
     def approvals(
-        self, version_id: int | None = None, stage: str | None = None
+        self,
+        version_id: int | None = None,
+        stage: str | None = None,
+        refs: dict[int, str] | None = None,
     ) -> list[tuple[int, Approval]]:
         """(version id, approval) pairs, oldest first."""
-        names = self._refs()
+        names = refs if refs is not None else self._refs()
         query = select(t.approvals).order_by(t.approvals.c.id)
         if version_id is not None:
             query = query.where(t.approvals.c.version_id == version_id)
@@ -213,9 +216,11 @@ class GateRows(EvaluationRows):
         ).first()
         return (r.version_id, r.generation) if r else None
 
-    def stage_pointers(self, model_id: int | None = None) -> list[dict[str, Any]]:
+    def stage_pointers(
+        self, model_id: int | None = None, refs: dict[int, str] | None = None
+    ) -> list[dict[str, Any]]:
         """Every current stage pointer (of one model), with model and version names."""
-        names = self._refs()
+        names = refs if refs is not None else self._refs()
         query = select(t.stages, t.models.c.name).join(
             t.models, t.models.c.id == t.stages.c.model_id
         )
@@ -280,9 +285,11 @@ class GateRows(EvaluationRows):
             )
         )  # fmt: skip
 
-    def stage_history(self, model_id: int, stage: str | None = None) -> list[StageMove]:
+    def stage_history(
+        self, model_id: int, stage: str | None = None, refs: dict[int, str] | None = None
+    ) -> list[StageMove]:
         """Every move of a model's stages (or of one), oldest first."""
-        names = self._refs()
+        names = refs if refs is not None else self._refs()
         model = self.conn.execute(
             select(t.models.c.name).where(t.models.c.id == model_id)
         ).scalar_one()
@@ -298,6 +305,11 @@ class GateRows(EvaluationRows):
         ]  # fmt: skip
 
     # -- lifecycle ----------------------------------------------------------
+    def version_statuses(self) -> dict[int, tuple[str, str, str, str]]:
+        """Every deprecated or archived version: ``{version id: (status, reason, by, at)}``."""
+        rows = self.conn.execute(select(t.version_status))
+        return {r.version_id: (r.status, r.reason, r.by, r.at) for r in rows}
+
     def version_status(self, version_id: int) -> tuple[str, str, str, str] | None:
         """(status, reason, by, at) when the version was deprecated or archived."""
         r = self.conn.execute(
