@@ -30,9 +30,10 @@ typecheck: $(STAMP)
 pytest: $(STAMP)
 	$(BIN)/pytest -n 2 -q
 
-## bench: the core benchmark (prints a table; figures go in the README)
+## bench: the benchmarks (each prints a table; figures go in the README)
 bench: $(STAMP)
 	$(BIN)/python bench/core.py
+	$(BIN)/python bench/redteam.py
 
 clean:
 	rm -rf $(VENV) $(DEMO_HOME) .mypy_cache .ruff_cache .pytest_cache
