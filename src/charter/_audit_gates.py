@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from charter._audit_report import Problems
-from charter._audit_state import compare
+from charter._audit_state import compare, replay
 from charter.domain.errors import CharterError
 from charter.domain.policy import parse_policy, policy_digest
 from charter.store import ReadTx
@@ -72,14 +72,8 @@ GATE_APPLIERS: dict[str, Callable[[GateExpected, dict[str, Any], str], None]] = 
 def apply_gate_entry(
     exp: GateExpected, problems: Problems, seq: Any, type_: Any, subject: Any, body: dict[str, Any]
 ) -> None:
-    """Replay one entry's sign-off state into ``exp`` (other types are ignored)."""
-    apply = GATE_APPLIERS.get(type_)
-    if apply is None:
-        return
-    try:
-        apply(exp, body["data"], subject)
-    except (KeyError, TypeError, ValueError, AttributeError, IndexError):
-        problems.add("ledger", f"entry {seq}", f"{type_} entry lacks its state data")
+    """Replay one entry's sign-off state into ``exp``."""
+    replay(GATE_APPLIERS, exp, problems, seq, type_, subject, body)
 
 
 def read_gate_rows(tx: ReadTx) -> dict[str, dict[str, Any]]:

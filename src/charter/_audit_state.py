@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from charter._audit_report import Problems
 from charter.artifacts.paths import manifest_digest
@@ -24,6 +24,7 @@ FileRow = tuple[Any, Any, Any]
 """A raw manifest row of a version: ``(path, digest, size)``."""
 
 _ABSENT: Any = object()
+_S = TypeVar("_S")
 
 
 @dataclass
@@ -95,17 +96,31 @@ APPLIERS: dict[str, Callable[[Expected, dict[str, Any], str], None]] = {
 }
 
 
-def apply_entry(
-    exp: Expected, problems: Problems, seq: Any, type_: Any, subject: Any, body: dict[str, Any]
+def replay(
+    appliers: Mapping[str, Callable[[_S, dict[str, Any], str], None]],
+    state: _S,
+    problems: Problems,
+    seq: Any,
+    type_: Any,
+    subject: Any,
+    body: dict[str, Any],
 ) -> None:
-    """Replay one entry into ``exp``; an entry lacking its state data is a problem."""
-    apply = APPLIERS.get(type_)
+    """Replay one entry into ``state`` with ``appliers`` (types they lack are ignored);
+    an entry lacking its state data is a problem."""
+    apply = appliers.get(type_)
     if apply is None:
         return
     try:
-        apply(exp, body["data"], subject)
-    except (KeyError, TypeError, ValueError, AttributeError):
+        apply(state, body["data"], subject)
+    except (KeyError, TypeError, ValueError, AttributeError, IndexError):
         problems.add("ledger", f"entry {seq}", f"{type_} entry lacks its state data")
+
+
+def apply_entry(
+    exp: Expected, problems: Problems, seq: Any, type_: Any, subject: Any, body: dict[str, Any]
+) -> None:
+    """Replay one entry's registry state (models, versions, profiles…) into ``exp``."""
+    replay(APPLIERS, exp, problems, seq, type_, subject, body)
 
 
 def check_state(

@@ -30,9 +30,8 @@ from sklearn.metrics import accuracy_score
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from charter.domain.entities import Model, RiskTier, Version, VersionState
+from _builders import evaluation_context
 from charter.domain.errors import CharterError, InvalidInputError, NotFoundError
-from charter.domain.folding import fold
 from charter.domain.profile import BiasAuditEntry, EvaluationEntry, ProfileDocument
 from charter.evaluation.base import EvaluationContext, EvaluationOutcome
 from charter.evaluation.fairness import FairnessEvaluator
@@ -41,38 +40,7 @@ Run = Callable[..., EvaluationOutcome]
 
 
 def make_context(artifact_dir: Path, options: dict[str, Any]) -> EvaluationContext:
-    model = Model(
-        name="credit",
-        description="",
-        owner="risk",
-        risk_tier=RiskTier.HIGH,
-        created_by="alice",
-        created_at="2026-01-01T00:00:00.000000Z",
-    )
-    version = Version(
-        model="credit",
-        version="1.0.0",
-        state=VersionState.DRAFT,
-        parent=None,
-        change_kind=None,
-        fp_architecture="sha256:" + "0" * 64,
-        fp_data="sha256:" + "0" * 64,
-        fp_config="sha256:" + "0" * 64,
-        architecture_method="sklearn",
-        manifest_digest="sha256:" + "0" * 64,
-        file_count=1,
-        total_size=1,
-        run_id=None,
-        commit=None,
-        params={},
-        datasets=(),
-        created_by="alice",
-        created_at="2026-01-01T00:00:00.000000Z",
-    )
-    profile = fold(ref=version.ref, records=[], amendments=[])
-    return EvaluationContext(
-        model=model, version=version, artifact_dir=artifact_dir, profile=profile, options=options
-    )
+    return evaluation_context(artifact_dir, options, name="credit")
 
 
 def expected_frame(y: Any, pred: Any, groups: Any) -> MetricFrame:

@@ -15,9 +15,8 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import accuracy_score, precision_score, recall_score, roc_auc_score
 from sklearn.svm import LinearSVC
 
-from charter.domain.entities import Model, RiskTier, Version, VersionState
+from _builders import evaluation_context
 from charter.domain.errors import InvalidInputError
-from charter.domain.folding import fold
 from charter.domain.profile import EvaluationEntry, ProfileDocument
 from charter.evaluation.base import EvaluationContext, EvaluationOutcome
 from charter.evaluation.slices import Rows, SlicePerformanceEvaluator, bootstrap_metrics
@@ -27,38 +26,7 @@ SKLEARN = {"accuracy": accuracy_score, "precision": precision_score, "recall": r
 
 
 def make_context(artifact_dir: Path, options: dict[str, Any]) -> EvaluationContext:
-    model = Model(
-        name="triage",
-        description="",
-        owner="ml",
-        risk_tier=RiskTier.MEDIUM,
-        created_by="alice",
-        created_at="2026-01-01T00:00:00.000000Z",
-    )
-    version = Version(
-        model="triage",
-        version="2.0.0",
-        state=VersionState.DRAFT,
-        parent=None,
-        change_kind=None,
-        fp_architecture="sha256:" + "0" * 64,
-        fp_data="sha256:" + "0" * 64,
-        fp_config="sha256:" + "0" * 64,
-        architecture_method="sklearn",
-        manifest_digest="sha256:" + "0" * 64,
-        file_count=1,
-        total_size=1,
-        run_id=None,
-        commit=None,
-        params={},
-        datasets=(),
-        created_by="alice",
-        created_at="2026-01-01T00:00:00.000000Z",
-    )
-    profile = fold(ref=version.ref, records=[], amendments=[])
-    return EvaluationContext(
-        model=model, version=version, artifact_dir=artifact_dir, profile=profile, options=options
-    )
+    return evaluation_context(artifact_dir, options, name="triage")
 
 
 def entry(outcome: EvaluationOutcome, name: str, slice_: str | None) -> EvaluationEntry:
