@@ -23,6 +23,7 @@ from charter._exports import ExportUseCases
 from charter._gates import GateUseCases
 from charter._lineage import LineageUseCases
 from charter._profiles import ProfileUseCases, add_entries_in
+from charter._stages import StageUseCases
 from charter._trends import TrendUseCases
 from charter.artifacts import ArtifactStore, HashCache, ingest, scan_source
 from charter.artifacts.fingerprint import (
@@ -89,6 +90,7 @@ class Registry(
     CardUseCases,
     ExportUseCases,
     GateUseCases,
+    StageUseCases,
     EvaluationUseCases,
     AuditUseCases,
 ):
