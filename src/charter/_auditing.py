@@ -10,9 +10,10 @@ from typing import Protocol
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from charter.artifacts import ArtifactStore
-from charter.audit import VerifyReport, verify_artifacts, verify_registry
+from charter.audit import Problem, VerifyReport, verify_artifacts, verify_registry
 from charter.domain.entities import LedgerRecord, Version
 from charter.domain.errors import NotFoundError
+from charter.home import interval_of
 from charter.journal import (
     InclusionProof,
     checkpoint_from_row,
@@ -70,11 +71,25 @@ class AuditUseCases:
 
     def verify(self: _Host, *, artifacts: bool = False) -> VerifyReport:
         """Recompute the ledger, check checkpoints and cross-check state rows."""
+        with self.store.read() as tx:
+            stored, origin = tx.checkpoint_every(), tx.ledger_origin()
+        declared = interval_of(origin)
         report = verify_registry(
-            self.store,
-            public_key=self._key.public_key(),
-            checkpoint_every=_home_interval(self.store),
+            self.store, public_key=self._key.public_key(), checkpoint_every=declared or stored
         )
+        if declared is not None and stored != declared:
+            report = report.extend(
+                VerifyReport(
+                    problems=(
+                        Problem(
+                            "ledger",
+                            "head",
+                            f"the head row says a checkpoint every {stored} entries, but the "
+                            f"signed log identity says every {declared}",
+                        ),
+                    )
+                )
+            )
         if artifacts:
             report = report.extend(verify_artifacts(self.store, self.artifacts))
         return report
@@ -83,8 +98,3 @@ class AuditUseCases:
         """Re-hash every stored file of ``model@version`` against its manifest."""
         self.get_version(model=model, version=version)
         return verify_artifacts(self.store, self.artifacts, only=(model, version))
-
-
-def _home_interval(store: Store) -> int | None:
-    with store.read() as tx:
-        return tx.checkpoint_every()

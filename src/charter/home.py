@@ -20,7 +20,7 @@ from charter.ledger import generate_private_key, load_private_key, private_key_t
 from charter.settings import Settings
 from charter.store import Store, WriteTx
 
-__all__ = ["init_home", "load_signing_key", "open_store"]
+__all__ = ["init_home", "interval_of", "load_signing_key", "open_store", "signed_origin"]
 
 
 def init_home(settings: Settings) -> bool:
@@ -54,7 +54,8 @@ def init_home(settings: Settings) -> bool:
         with store.write() as tx:
             if tx.ledger_origin() is None:
                 tx.init_ledger(
-                    f"charter/{uuid.uuid4()}", checkpoint_every=settings.checkpoint_every
+                    signed_origin(settings.checkpoint_every),
+                    checkpoint_every=settings.checkpoint_every,
                 )
                 created = True
             if not tx.list_users():
@@ -71,6 +72,22 @@ def _bootstrap_admin(tx: WriteTx, settings: Settings) -> None:
     tx.put_user(admin)
     event = Event("user.set", f"user:{admin.name}", settings.user, at, {"user": admin.state()})
     append_event(tx, event, key=load_signing_key(settings))
+
+
+def signed_origin(checkpoint_every: int) -> str:
+    """A new log identity that carries the checkpoint interval.
+
+    Every checkpoint signs its origin, so the interval cannot be raised later (to
+    hide deleted checkpoints) without breaking every signature; ``audit verify``
+    compares it with the head row.
+    """
+    return f"charter/{uuid.uuid4()}/checkpoint-every-{checkpoint_every}"
+
+
+def interval_of(origin: str | None) -> int | None:
+    """The checkpoint interval a log identity declares, if it declares one."""
+    _, found, number = (origin or "").rpartition("/checkpoint-every-")
+    return int(number) if found and number.isdigit() else None
 
 
 def open_store(settings: Settings) -> Store:

@@ -403,13 +403,7 @@ INSERTS: dict[str, tuple[Mutation, str, str]] = {
 
 
 # Edits verify cannot see yet, each with the reason; remove the mark when fixed.
-KNOWN_GAPS = {
-    ("ledger_head", "checkpoint_every"): pytest.mark.xfail(
-        strict=True,
-        reason="the checkpoint interval lives only in the head row: raising it hides deleted "
-        "checkpoints; fix by recording it in a registry.initialized ledger entry",
-    ),
-}
+KNOWN_GAPS: dict[tuple[str, str], Any] = {}
 
 
 def _generated() -> Iterator[Any]:
