@@ -76,9 +76,13 @@ def apply_gate_entry(
     replay(GATE_APPLIERS, exp, problems, seq, type_, subject, body)
 
 
-def read_gate_rows(tx: ReadTx) -> dict[str, dict[str, Any]]:
-    """Read the sign-off rows in the shapes the ledger replay produces."""
-    refs = tx.version_refs()
+def read_gate_rows(tx: ReadTx, refs: dict[int, str]) -> dict[str, dict[str, Any]]:
+    """Read the sign-off rows in the shapes the ledger replay produces.
+
+    Args:
+        tx: the verification's read transaction.
+        refs: ``{version id: name@version}`` of every version, read once by the caller.
+    """
     rows: dict[str, dict[str, Any]] = {
         "users": {u.name: u.state() for u in tx.list_users()},
         "assignments": tx.policy_assignments(),

@@ -97,9 +97,9 @@ def _verify(
         rows = ProfileRows(
             records=tx.all_profile_records(),
             amendments=tx.all_amendment_records(),
-            cards=tx.card_rows(),
+            cards=tx.card_rows(refs=refs),
         )
-        gate_rows = _readable("sign-off state", problems, lambda: read_gate_rows(tx))
+        gate_rows = _readable("sign-off state", problems, lambda: read_gate_rows(tx, refs))
         for kind, vid in tx.orphan_rows():
             problems.add("state", f"version id {vid}", _ORPHAN_MESSAGES[kind])
     if len(leaves) != size:

@@ -151,12 +151,20 @@ class CardRows:
 
     conn: Connection
 
-    def card_rows(self, version_id: int | None = None) -> list[tuple[int, CardRecord]]:
-        """Every rendered card (of one version, or all), oldest first, with version ids."""
-        refs = select(t.versions.c.id, t.models.c.name, t.versions.c.version).join(
-            t.models, t.models.c.id == t.versions.c.model_id
-        )
-        names = {r.id: f"{r.name}@{r.version}" for r in self.conn.execute(refs)}
+    def card_rows(
+        self, version_id: int | None = None, refs: dict[int, str] | None = None
+    ) -> list[tuple[int, CardRecord]]:
+        """Every rendered card (of one version, or all), oldest first, with version ids.
+
+        ``refs`` (``{version id: name@version}``) saves a full versions read when the
+        caller has it already.
+        """
+        if refs is None:
+            query_refs = select(t.versions.c.id, t.models.c.name, t.versions.c.version).join(
+                t.models, t.models.c.id == t.versions.c.model_id
+            )
+            refs = {r.id: f"{r.name}@{r.version}" for r in self.conn.execute(query_refs)}
+        names = refs
         query = select(t.cards).order_by(t.cards.c.rendered_at)
         if version_id is not None:
             query = query.where(t.cards.c.version_id == version_id)
