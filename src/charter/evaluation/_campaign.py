@@ -32,6 +32,7 @@ __all__ = [
     "execute",
     "new_secrets",
     "parse_options",
+    "run_campaign",
     "run_probes",
 ]
 
@@ -357,3 +358,36 @@ def execute(factory: Callable[[], Awaitable[T]]) -> T:
 @dataclass(frozen=True)
 class _Raised:
     exc: BaseException
+
+
+def run_campaign(
+    opts: CampaignOptions,
+    context: EvaluationContext,
+    packs: Sequence[ProbePack],
+    detectors: Mapping[str, Detector],
+) -> tuple[list[ProbeOutcome], Target, dict[str, str]]:
+    """Run every probe of ``packs`` against the campaign's target, then close it.
+
+    Returns:
+        The outcomes, the target (for its description) and the planted secrets.
+    """
+    target = opts.build_target(context)
+    planted = new_secrets()
+    items = [(pack.name, probe) for pack in packs for probe in pack.probes]
+
+    async def campaign() -> list[ProbeOutcome]:
+        try:
+            return await run_probes(
+                target,
+                items,
+                system_prompt=opts.system_prompt,
+                planted=planted,
+                detectors=detectors,
+                concurrency=opts.concurrency,
+                progress=context.progress,
+                max_errors=opts.max_errors,
+            )
+        finally:
+            await target.aclose()
+
+    return execute(campaign), target, planted

@@ -26,10 +26,8 @@ from charter.domain.profile import EvaluationEntry, ProfileDocument
 from charter.evaluation._campaign import (
     ProbeOutcome,
     available_detectors,
-    execute,
-    new_secrets,
     parse_options,
-    run_probes,
+    run_campaign,
 )
 from charter.evaluation.base import EvaluationContext, EvaluationOutcome, Evaluator
 from charter.evaluation.detectors import is_refusal
@@ -86,26 +84,9 @@ class ConstraintsEvaluator(Evaluator):
         if topics is not None:
             packs.append((topics, topics))
             runs.append(topics)
-        target = opts.build_target(context)
-        planted = new_secrets()
-        items = [(run.name, probe) for run in runs for probe in run.probes]
+        outcomes, target, _ = run_campaign(opts, context, runs, available_detectors())
 
-        async def campaign() -> list[ProbeOutcome]:
-            try:
-                return await run_probes(
-                    target,
-                    items,
-                    system_prompt=opts.system_prompt,
-                    planted=planted,
-                    detectors=available_detectors(),
-                    concurrency=opts.concurrency,
-                    progress=context.progress,
-                    max_errors=opts.max_errors,
-                )
-            finally:
-                await target.aclose()
-
-        outcomes = [o for o in execute(campaign) if o.error is None]
+        outcomes = [o for o in outcomes if o.error is None]
         entries, summary = _violations(rails, outcomes, pack_dataset(runs))
         return EvaluationOutcome(
             document=ProfileDocument(evaluations=entries),

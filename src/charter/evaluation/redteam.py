@@ -43,10 +43,8 @@ from charter.domain.profile import (
 from charter.evaluation._campaign import (
     ProbeOutcome,
     available_detectors,
-    execute,
-    new_secrets,
     parse_options,
-    run_probes,
+    run_campaign,
 )
 from charter.evaluation._text import truncate
 from charter.evaluation.base import EvaluationContext, EvaluationOutcome, Evaluator
@@ -193,26 +191,8 @@ class RedTeamEvaluator(Evaluator):
                     "nothing",
                     field="system_prompt",
                 )
-        target = opts.build_target(context)
-        planted = new_secrets()
-        items = [(run.name, probe) for run in runs for probe in run.probes]
+        outcomes, target, planted = run_campaign(opts, context, runs, detectors)
 
-        async def campaign() -> list[ProbeOutcome]:
-            try:
-                return await run_probes(
-                    target,
-                    items,
-                    system_prompt=opts.system_prompt,
-                    planted=planted,
-                    detectors=detectors,
-                    concurrency=opts.concurrency,
-                    progress=context.progress,
-                    max_errors=opts.max_errors,
-                )
-            finally:
-                await target.aclose()
-
-        outcomes = execute(campaign)
         canary = planted["canary"]
         entries = [
             adversarial_entry(
