@@ -30,6 +30,9 @@ def home(registry: Registry, settings: Settings, artifact: Path) -> Path:
         registry.promote(model="m", version=version, stage="production")
     registry.rollback(model="m", stage="production", reason="incident")
     registry.deprecate(model="m", version="1.1.0", reason="regressed")
+    # json.dumps echoes each probe back: a (very leaky) real target for a real run.
+    registry.set_model_target(model="m", target={"kind": "callable", "function": "json:dumps"})
+    registry.redteam(model="m", version="1.0.0", max_probes=6)
     assert registry.verify().ok, registry.verify().problems
     return registry.settings.home
 
@@ -58,6 +61,11 @@ def _attack(home: Path, statement: str) -> None:
         ("INSERT INTO users VALUES ('eve', 'admin', 'eve', 'x')", "user eve"),
         ("UPDATE policies SET text = replace(text, 'production', 'prod')", "policy"),
         ("DELETE FROM version_status", "status of m@1.1.0"),
+        ("UPDATE evaluation_runs SET document = replace(document, 'redteam', 'manual')",
+         "evaluation run"),
+        ("UPDATE model_targets SET document = replace(document, 'json', 'os')",
+         "red-team target of m"),
+        ("DELETE FROM policy_assignments", "policy assignment *"),
     ],
 )  # fmt: skip
 def test_sign_off_tampering_is_reported(home: Path, statement: str, where: str) -> None:

@@ -139,3 +139,17 @@ def test_drafts_take_additions_not_amendments(registry: Registry, artifact: Path
     assert [b["id"] for b in again] == ["eval-2"]
     registry.publish(model="m", version="1.0.0")
     assert len(registry.profile(model="m", version="1.0.0", baseline=True).entries) == 2
+
+
+def test_an_amendment_across_sections_verifies(published: Registry) -> None:
+    """Regression: entry ids of a multi-section amendment read back in ledger order."""
+    doc = parse_document(
+        "evaluations: [{name: toxicity_rate, value: 0.01}]\n"
+        "adversarial: [{pack: {name: p, version: '1'}, target: t, attempts: 4, hits: 1}]\n"
+        "bias_audits: [{sensitive_feature: s, metric: selection_rate,"
+        " groups: [{group: a, value: 0.5, size: 3}, {group: b, value: 0.4, size: 3}]}]"
+    )
+    am = published.amend_profile(model="m", version="1.0.0", document=doc, reason="monitoring")
+    assert am.entry_ids == ("eval-3", "bias-1", "adv-1")
+    assert published.profile(model="m", version="1.0.0").amendments[0].entry_ids == am.entry_ids
+    assert published.verify().ok

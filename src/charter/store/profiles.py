@@ -10,6 +10,7 @@ from sqlalchemy import Connection, func, insert, select
 
 from charter.domain.cards import CardRecord
 from charter.domain.folding import AmendmentRecord, ProfileRecord
+from charter.domain.profile import PREFIXES, SECTIONS
 from charter.store import schema as t
 
 __all__ = ["CardRows", "ProfileReads", "ProfileWrites"]
@@ -134,13 +135,23 @@ def _record(r: Any) -> ProfileRecord:
     return ProfileRecord(r.entry_id, r.section, json.loads(r.body), r.amendment_id, r.recorded_at)
 
 
+# Entries are numbered per section and recorded in schema section order; read
+# back in the same order so an amendment's entry list matches its ledger entry.
+_SECTION_ORDER = {PREFIXES[section]: i for i, section in enumerate(SECTIONS)}
+
+
+def _entry_order(entry_id: str) -> tuple[int, int]:
+    prefix, _, number = entry_id.partition("-")
+    return _SECTION_ORDER.get(prefix, len(_SECTION_ORDER)), int(number)
+
+
 def _amendment(r: Any, entry_ids: list[str]) -> AmendmentRecord:
     return AmendmentRecord(
         id=r.amendment_id,
         reason=r.reason,
         evidence=tuple(json.loads(r.evidence)),
         retracts=tuple(json.loads(r.retracts)),
-        entry_ids=tuple(sorted(entry_ids, key=lambda i: (i.split("-")[0], int(i.split("-")[1])))),
+        entry_ids=tuple(sorted(entry_ids, key=_entry_order)),
         author=r.author,
         created_at=r.created_at,
     )
