@@ -1,10 +1,9 @@
-"""Gate use cases: users, policies, gate decisions, approvals, promotion, rollback.
+"""Gate use cases: users and roles, policies, gate decisions, approvals.
 
-No stage points at a version whose gate for that stage failed, or that lacks
-the approvals the policy demands (invariant 2), except through an explicit,
-recorded admin override or rollback with a reason. A stage move is a
-compare-and-set on the pointer's generation, so of two concurrent promotions
-exactly one wins. Mixed into :class:`charter.service.Registry`.
+A gate decision records the policy digest and one finding per rule; approvals
+record the profile digest they reviewed, so only sign-offs of the current
+evidence count. Stage moves, which rely on both, live in :mod:`charter._stages`.
+Mixed into :class:`charter.service.Registry`.
 """
 
 from __future__ import annotations
