@@ -1,5 +1,6 @@
 """Verification of the sign-off state: users, policies, gate decisions, approvals,
-stage pointers and their history, deprecations, evaluation runs, declared targets.
+stage pointers and their history, deprecations, evaluation runs, declared targets,
+API tokens and monitoring flags.
 
 Like the rest of ``audit verify``: replay the ledger into the state it
 describes, read the rows, and report every disagreement.
@@ -33,6 +34,8 @@ class GateExpected:
     statuses: dict[str, Any] = field(default_factory=dict)
     runs: dict[str, Any] = field(default_factory=dict)
     targets: dict[str, Any] = field(default_factory=dict)
+    tokens: dict[str, Any] = field(default_factory=dict)
+    flags: dict[str, Any] = field(default_factory=dict)
 
 
 def _ref(subject: str) -> str:
@@ -51,6 +54,19 @@ def _status(exp: GateExpected, data: dict[str, Any], subject: str) -> None:
     exp.statuses[_ref(subject)] = {k: data[k] for k in ("status", "reason", "by", "at")}
 
 
+def _revoke(exp: GateExpected, data: dict[str, Any], _subject: str) -> None:
+    token = exp.tokens.get(data["token_id"])
+    if token is not None:
+        token.update(revoked_by=data["revoked_by"], revoked_at=data["revoked_at"])
+
+
+def _flag(exp: GateExpected, data: dict[str, Any], subject: str) -> None:
+    # Keyed by the flag's position among its version's flags: rows carry no ledger order.
+    ref = _ref(subject)
+    count = sum(1 for key in exp.flags if key.rsplit("#", 1)[0] == ref)
+    exp.flags[f"{ref}#{count}"] = data["flag"]
+
+
 GATE_APPLIERS: dict[str, Callable[[GateExpected, dict[str, Any], str], None]] = {
     "user.set": lambda e, d, _s: e.users.__setitem__(d["user"]["name"], d["user"]),
     "policy.set": lambda e, d, _s: e.assignments.__setitem__(d["scope"], d["digest"]),
@@ -66,6 +82,10 @@ GATE_APPLIERS: dict[str, Callable[[GateExpected, dict[str, Any], str], None]] = 
     "version.archived": _status,
     "evaluation.recorded": lambda e, d, _s: e.runs.__setitem__(d["run"]["run_id"], d["run"]),
     "model.target_set": lambda e, d, s: e.targets.__setitem__(_ref(s), d["target"]),
+    "token.created": lambda e, d, _s: e.tokens.__setitem__(d["token"]["token_id"], d["token"]),
+    "token.revoked": _revoke,
+    "version.at_risk": _flag,
+    "version.risk_cleared": _flag,
 }
 
 
@@ -105,7 +125,14 @@ def read_gate_rows(tx: ReadTx, refs: dict[int, str]) -> dict[str, dict[str, Any]
         "moves": {},
         "statuses": {},
         "targets": {},
+        "tokens": tx.token_rows(),
+        "flags": {},
     }
+    seen: dict[str, int] = {}
+    for vid, flag in tx.flag_rows():
+        ref = refs.get(vid, f"id {vid}")
+        seen[ref] = seen.get(ref, -1) + 1
+        rows["flags"][f"{ref}#{seen[ref]}"] = {k: v for k, v in flag.items() if k != "ledger_seq"}
     for model in tx.list_models():
         mid = tx.model_id(model.name) or 0
         for move in tx.stage_history(mid, refs=refs):
@@ -148,3 +175,5 @@ def check_gates(exp: GateExpected, rows: dict[str, dict[str, Any]], problems: Pr
     compare("status of", exp.statuses, rows["statuses"], problems)
     compare("evaluation run", exp.runs, rows["runs"], problems)
     compare("red-team target of", exp.targets, rows["targets"], problems)
+    compare("API token", exp.tokens, rows["tokens"], problems)
+    compare("monitoring flag", exp.flags, rows["flags"], problems)

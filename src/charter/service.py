@@ -8,6 +8,7 @@ entry in one transaction.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -15,6 +16,7 @@ from typing import Any
 
 import semver
 
+from charter._access import AccessUseCases
 from charter._auditing import AuditUseCases
 from charter._cards import CardUseCases
 from charter._checks import check_declared_bump, check_tags, check_text, dataset_ref
@@ -22,9 +24,11 @@ from charter._evaluations import EvaluationUseCases
 from charter._exports import ExportUseCases
 from charter._gates import GateUseCases
 from charter._lineage import LineageUseCases
+from charter._monitoring import MonitoringUseCases
 from charter._profiles import ProfileUseCases, add_entries_in
 from charter._stages import StageUseCases
 from charter._trends import TrendUseCases
+from charter._webhooks import WebhookUseCases
 from charter.artifacts import ArtifactStore, HashCache, ingest, scan_source
 from charter.artifacts.fingerprint import (
     architecture_fingerprint,
@@ -93,6 +97,9 @@ class Registry(
     StageUseCases,
     EvaluationUseCases,
     AuditUseCases,
+    AccessUseCases,
+    MonitoringUseCases,
+    WebhookUseCases,
 ):
     """A registry home (or database + artifact store), used in-process.
 
@@ -105,6 +112,17 @@ class Registry(
         self.artifacts = ArtifactStore(settings.resolved_artifacts_url)
         self._key = load_signing_key(settings)
         self._cache = HashCache(settings.hash_cache_path)
+        self._acting: str | None = None
+
+    def as_user(self, name: str) -> Registry:
+        """A view of this registry acting as ``name`` (the server's authenticated user).
+
+        It shares connections, the artifact store and the signing key; closing the
+        view closes them too, so close only the registry it came from.
+        """
+        view = copy.copy(self)
+        view._acting = name
+        return view
 
     def close(self) -> None:
         """Release database connections."""
@@ -119,7 +137,7 @@ class Registry(
     @property
     def user(self) -> str:
         """The acting user recorded on every change."""
-        return self.settings.user
+        return self._acting or self.settings.user
 
     def _record(self, tx: WriteTx, type_: str, subject: str, data: dict[str, Any]) -> LedgerRecord:
         event = Event(type=type_, subject=subject, actor=self.user, time=now(), data=data)

@@ -14,7 +14,17 @@ from typing import Annotated
 
 import typer
 
-from charter.cli import audit, cards, evaluations, gates, lineage, models, profiles, versions
+from charter.cli import (
+    audit,
+    cards,
+    evaluations,
+    gates,
+    lineage,
+    models,
+    profiles,
+    server,
+    versions,
+)
 from charter.cli._common import err_console
 from charter.domain.errors import CharterError
 
@@ -47,6 +57,7 @@ gates.register_commands(app)
 evaluations.register_commands(app, models.model_app)
 app.add_typer(profiles.app, name="profile")
 app.add_typer(audit.app, name="audit")
+server.register_commands(app)
 
 
 def main(argv: list[str] | None = None) -> int:

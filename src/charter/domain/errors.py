@@ -24,6 +24,7 @@ __all__ = [
     "LedgerError",
     "NotFoundError",
     "StorageError",
+    "UnauthorizedError",
 ]
 
 
@@ -131,4 +132,11 @@ class GateRefusedError(CharterError):
     """A promotion was refused: the gate failed or approvals are missing."""
 
     code = "gate_refused"
+    exit_code = 1
+
+
+class UnauthorizedError(CharterError):
+    """No valid credentials: the token is missing, unknown, expired or revoked."""
+
+    code = "unauthorized"
     exit_code = 1

@@ -23,6 +23,7 @@ from sqlalchemy import (
 
 __all__ = [
     "amendments",
+    "api_tokens",
     "approvals",
     "cards",
     "checkpoints",
@@ -43,8 +44,12 @@ __all__ = [
     "stages",
     "tags",
     "users",
+    "version_flags",
     "version_status",
     "versions",
+    "webhook_cursor",
+    "webhook_deliveries",
+    "webhooks",
 ]
 
 metadata = MetaData()
@@ -316,4 +321,71 @@ model_targets = Table(
     Column("document", Text, nullable=False),
     Column("set_by", String(200), nullable=False),
     Column("set_at", String(32), nullable=False),
+)
+
+# -- server (0005) -----------------------------------------------------------
+api_tokens = Table(
+    "api_tokens",
+    metadata,
+    Column("token_id", String(32), primary_key=True),
+    Column("user", String(200), nullable=False),
+    Column("secret_hash", String(80), nullable=False),
+    Column("label", String(200), nullable=False),
+    Column("created_by", String(200), nullable=False),
+    Column("created_at", String(32), nullable=False),
+    Column("expires_at", String(32), nullable=True),
+    Column("revoked_by", String(200), nullable=True),
+    Column("revoked_at", String(32), nullable=True),
+    Index("ix_api_tokens_user", "user"),
+)
+
+version_flags = Table(
+    "version_flags",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("version_id", Integer, ForeignKey("versions.id"), nullable=False),
+    Column("at_risk", Boolean, nullable=False),
+    Column("document", Text, nullable=False),
+    Column("by", String(200), nullable=False),
+    Column("at", String(32), nullable=False),
+    Column("ledger_seq", BigInteger, nullable=False),
+    Index("ix_version_flags_version", "version_id", "id"),
+)
+
+webhooks = Table(
+    "webhooks",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("url", Text, nullable=False),
+    Column("events", Text, nullable=False),
+    Column("secret", Text, nullable=False),
+    Column("created_by", String(200), nullable=False),
+    Column("created_at", String(32), nullable=False),
+    Column("active", Boolean, nullable=False),
+)
+
+webhook_deliveries = Table(
+    "webhook_deliveries",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("webhook_id", Integer, ForeignKey("webhooks.id"), nullable=False),
+    Column("ledger_seq", BigInteger, nullable=False),
+    Column("event_type", String(64), nullable=False),
+    Column("delivery_id", String(36), nullable=False, unique=True),
+    Column("status", String(16), nullable=False),
+    Column("attempts", Integer, nullable=False),
+    Column("next_attempt_at", String(32), nullable=False),
+    Column("last_status_code", Integer, nullable=True),
+    Column("last_error", Text, nullable=True),
+    Column("log", Text, nullable=False),
+    Column("updated_at", String(32), nullable=False),
+    UniqueConstraint("webhook_id", "ledger_seq", name="uq_webhook_deliveries_event"),
+    Index("ix_webhook_deliveries_due", "status", "next_attempt_at"),
+)
+
+webhook_cursor = Table(
+    "webhook_cursor",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("ledger_seq", BigInteger, nullable=False),
 )
