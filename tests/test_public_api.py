@@ -38,6 +38,14 @@ PUBLIC = [
     "charter.evaluation.redteam",
     "charter.evaluation.importers",
     "charter.evaluation.constraints_eval",
+    "charter.client",
+    "charter.wire",
+    "charter.api",
+    "charter.web",
+    "charter.webhooks",
+    "charter.domain.webhooks",
+    "charter.domain.access",
+    "charter.domain.monitoring",
 ]
 
 

@@ -33,14 +33,19 @@ _ENTRY_COLUMNS = ("seq", "type", "subject", "actor", "time")
 _DECODER = json.JSONDecoder()
 
 
-def check_head(heads: Sequence[tuple[Any, Any, Any]], problems: Problems) -> tuple[int, str]:
-    """Check there is exactly one head row (id 1); return its (size, origin)."""
-    if [row[0] for row in heads] != [1]:
-        found = ", ".join(str(row[0]) for row in heads) or "none"
+def check_head(heads: Sequence[tuple[Any, Any, Any]], problems: Problems) -> tuple[int, str] | None:
+    """Check there is exactly one head row (id 1); return its (size, origin).
+
+    Another head row stands in for a missing id 1 (its origin still checks the
+    signatures). None when there is no head row at all: the caller reports that
+    knowing how many entries exist.
+    """
+    if heads and [row[0] for row in heads] != [1]:
+        found = ", ".join(str(row[0]) for row in heads)
         problems.add("ledger", "head", f"expected one ledger head row with id 1, found: {found}")
     head = next((row for row in heads if row[0] == 1), heads[0] if heads else None)
     if head is None:
-        return 0, ""
+        return None
     _, size, origin = head
     return (size if isinstance(size, int) else -1), (origin if isinstance(origin, str) else "")
 
@@ -132,21 +137,25 @@ def check_nodes(
 def check_checkpoints(
     rows: Sequence[Any],
     levels: Levels,
-    origin: str,
+    origin: str | None,
     public_key: Ed25519PublicKey,
     problems: Problems,
 ) -> int:
-    """Verify each checkpoint's signature and root; return the largest sound tree size."""
+    """Verify each checkpoint's signature and root; return the largest sound tree size.
+
+    With ``origin`` None (no ledger head: reported by the caller) signatures
+    cannot be checked, since each signs the origin; roots still are.
+    """
     size = len(levels[0])
     tree = IncrementalTree(_LevelNodes(levels))
     latest = 0
     for row in rows:
-        cp = checkpoint_from_row(row, origin=origin)
+        cp = checkpoint_from_row(row, origin=origin or "")
         where = f"checkpoint {cp.tree_size}"
         if not isinstance(cp.tree_size, int) or cp.tree_size < 0:
             problems.add("checkpoint", where, "the tree size is not a count of entries")
             continue
-        if not verify_checkpoint(cp, public_key):
+        if origin is not None and not verify_checkpoint(cp, public_key):
             problems.add(
                 "checkpoint", where, "the signature does not verify with this registry's key"
             )

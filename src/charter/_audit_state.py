@@ -7,6 +7,7 @@ version at a time, so no second copy of every record is ever built.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -18,10 +19,28 @@ from charter.domain.entities import Version
 from charter.domain.errors import CharterError
 from charter.domain.folding import AmendmentRecord, ProfileRecord, baseline_digest
 
-__all__ = ["APPLIERS", "Expected", "ProfileRows", "apply_entry", "check_profiles", "check_state"]
+__all__ = [
+    "APPLIERS",
+    "Entry",
+    "Expected",
+    "ProfileRows",
+    "apply_entry",
+    "check_profiles",
+    "check_state",
+    "compare",
+    "profile_records",
+    "replay",
+]
 
 FileRow = tuple[Any, Any, Any]
 """A raw manifest row of a version: ``(path, digest, size)``."""
+
+Entry = dict[str, Any]
+"""A whole ledger entry body: ``seq``, ``type``, ``subject``, ``actor``, ``time``, ``data``.
+
+Appliers receive it besides its ``data`` because some rows repeat the entry's
+own ``actor`` and ``time`` (``set_by``, ``decided_by``…) or its ``seq``
+(``ledger_seq``): those columns are checked against the entry itself."""
 
 _ABSENT: Any = object()
 _S = TypeVar("_S")
@@ -39,11 +58,11 @@ class Expected:
     cards: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
-def _apply_model_created(exp: Expected, data: dict[str, Any], _subject: str) -> None:
+def _apply_model_created(exp: Expected, data: dict[str, Any], _subject: str, _e: Entry) -> None:
     exp.models[data["model"]["name"]] = data["model"]
 
 
-def _apply_version_record(exp: Expected, data: dict[str, Any], _subject: str) -> None:
+def _apply_version_record(exp: Expected, data: dict[str, Any], _subject: str, _e: Entry) -> None:
     record = data["record"]
     ref = f"{record['model']}@{record['version']}"
     exp.versions[ref] = record
@@ -51,7 +70,7 @@ def _apply_version_record(exp: Expected, data: dict[str, Any], _subject: str) ->
         exp.tags[ref] = {}
 
 
-def _apply_version_deleted(exp: Expected, data: dict[str, Any], _subject: str) -> None:
+def _apply_version_deleted(exp: Expected, data: dict[str, Any], _subject: str, _e: Entry) -> None:
     ref = f"{data['record']['model']}@{data['record']['version']}"
     exp.versions.pop(ref, None)
     exp.tags.pop(ref, None)
@@ -60,31 +79,31 @@ def _apply_version_deleted(exp: Expected, data: dict[str, Any], _subject: str) -
             table.pop(key, None)
 
 
-def _apply_entries_added(exp: Expected, data: dict[str, Any], subject: str) -> None:
+def _apply_entries_added(exp: Expected, data: dict[str, Any], subject: str, _e: Entry) -> None:
     ref = subject.removeprefix("version:")
     for body in data["entries"]:
         exp.profiles[f"{ref}#{body['id']}"] = body
 
 
-def _apply_amended(exp: Expected, data: dict[str, Any], subject: str) -> None:
+def _apply_amended(exp: Expected, data: dict[str, Any], subject: str, entry: Entry) -> None:
     ref = subject.removeprefix("version:")
     amendment = dict(data["amendment"])
     bodies = amendment.pop("entries")
-    _apply_entries_added(exp, {"entries": bodies}, subject)
+    _apply_entries_added(exp, {"entries": bodies}, subject, entry)
     exp.amendments[f"{ref}#{amendment['id']}"] = {**amendment, "entries": [b["id"] for b in bodies]}
 
 
-def _apply_card(exp: Expected, data: dict[str, Any], subject: str) -> None:
+def _apply_card(exp: Expected, data: dict[str, Any], subject: str, _e: Entry) -> None:
     exp.cards[f"{subject.removeprefix('version:')}#{data['card']['card_id']}"] = data["card"]
 
 
-def _apply_tag_set(exp: Expected, data: dict[str, Any], subject: str) -> None:
+def _apply_tag_set(exp: Expected, data: dict[str, Any], subject: str, _e: Entry) -> None:
     exp.tags[subject.removeprefix("version:")] = dict(data["tags"])
 
 
 # How each event type changes the expected state. Types absent here (such as
 # bump.overridden) are informational: they describe a decision, not a row.
-APPLIERS: dict[str, Callable[[Expected, dict[str, Any], str], None]] = {
+APPLIERS: dict[str, Callable[[Expected, dict[str, Any], str, Entry], None]] = {
     "model.created": _apply_model_created,
     "version.registered": _apply_version_record,
     "version.published": _apply_version_record,
@@ -97,7 +116,7 @@ APPLIERS: dict[str, Callable[[Expected, dict[str, Any], str], None]] = {
 
 
 def replay(
-    appliers: Mapping[str, Callable[[_S, dict[str, Any], str], None]],
+    appliers: Mapping[str, Callable[[_S, dict[str, Any], str, Entry], None]],
     state: _S,
     problems: Problems,
     seq: Any,
@@ -111,7 +130,7 @@ def replay(
     if apply is None:
         return
     try:
-        apply(state, body["data"], subject)
+        apply(state, body["data"], subject, body)
     except (KeyError, TypeError, ValueError, AttributeError, IndexError):
         problems.add("ledger", f"entry {seq}", f"{type_} entry lacks its state data")
 
@@ -164,11 +183,65 @@ def check_state(
 
 @dataclass(frozen=True)
 class ProfileRows:
-    """The stored profile rows, grouped by version id."""
+    """The stored profile rows, grouped by version id.
+
+    ``amendments`` is None when the amendment rows could not be read (already
+    reported): comparing them as absent would only add one problem per amendment.
+    """
 
     records: dict[int, list[ProfileRecord]]
-    amendments: dict[int, list[AmendmentRecord]]
+    amendments: dict[int, list[AmendmentRecord]] | None
     cards: list[tuple[int, CardRecord]]
+
+
+def profile_records(
+    rows: Iterable[tuple[Any, ...]], refs: Mapping[int, str], problems: Problems
+) -> dict[int, list[ProfileRecord]]:
+    """Turn raw profile entry rows into records, checking each row's columns against its body.
+
+    The ledger holds the body only; ``entry_id``, ``section`` and ``recorded_at``
+    repeat its ``id``, ``section`` and ``provenance.recorded_at`` (the same time
+    the writer puts in both), so a column that disagrees was edited. A body that
+    is not a JSON object is a problem for its row, never a crash.
+
+    Args:
+        rows: ``(version id, entry_id, section, body, amendment_id, recorded_at)``.
+        refs: ``{version id: name@version}``.
+        problems: where findings go.
+    """
+    out: dict[int, list[ProfileRecord]] = {}
+    for vid, entry_id, section, raw, amendment_id, recorded_at in rows:
+        where = f"profile entry {refs.get(vid, f'id {vid}')}#{entry_id}"
+        body = _json_object(raw)
+        if body is None:
+            problems.add("state", where, "its body is not a JSON object")
+            continue
+        provenance = body.get("provenance")
+        stated = provenance.get("recorded_at") if isinstance(provenance, dict) else None
+        differing = [
+            name
+            for name, column, value in (
+                ("entry_id", entry_id, body.get("id")),
+                ("section", section, body.get("section")),
+                ("recorded_at", recorded_at, stated),
+            )
+            if column != value
+        ]
+        if differing:
+            problems.add(
+                "state", where, f"its columns disagree with its body: {', '.join(differing)}"
+            )
+        record = ProfileRecord(entry_id, section, body, amendment_id, recorded_at)
+        out.setdefault(vid, []).append(record)
+    return out
+
+
+def _json_object(raw: Any) -> dict[str, Any] | None:
+    try:
+        value = json.loads(raw)
+    except (TypeError, ValueError):
+        return None
+    return value if isinstance(value, dict) else None
 
 
 def check_profiles(
@@ -183,12 +256,13 @@ def check_profiles(
         f"{refs.get(vid, vid)}#{r.entry_id}": r.body for vid, rs in rows.records.items() for r in rs
     }
     compare("profile entry", exp.profiles, entries, problems)
-    amendments = {
-        f"{refs.get(vid, vid)}#{a.id}": a.to_dict()
-        for vid, ams in rows.amendments.items()
-        for a in ams
-    }
-    compare("amendment", exp.amendments, amendments, problems)
+    if rows.amendments is not None:
+        amendments = {
+            f"{refs.get(vid, vid)}#{a.id}": a.to_dict()
+            for vid, ams in rows.amendments.items()
+            for a in ams
+        }
+        compare("amendment", exp.amendments, amendments, problems)
     cards = {f"{refs.get(vid, vid)}#{c.card_id}": c.state() for vid, c in rows.cards}
     compare("card", exp.cards, cards, problems)
     empty = baseline_digest([])  # most versions: computed once, not once each
@@ -196,7 +270,10 @@ def check_profiles(
         if version.baseline_digest is None:
             continue
         records = rows.records.get(vid)
-        sealed = baseline_digest(records) if records else empty
+        try:
+            sealed = baseline_digest(records) if records else empty
+        except (KeyError, TypeError):  # a body without an id: it differs from the ledger too
+            sealed = None
         if sealed != version.baseline_digest:
             problems.add(
                 "state",

@@ -9,10 +9,12 @@ from typing import Protocol
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from charter.artifacts import ArtifactStore
+from charter._gates import _require
+from charter.artifacts import ArtifactStore, GcReport
 from charter.audit import Problem, VerifyReport, verify_artifacts, verify_registry
 from charter.domain.entities import LedgerRecord, Version
-from charter.domain.errors import NotFoundError
+from charter.domain.errors import InvalidInputError, NotFoundError
+from charter.domain.stages import Role
 from charter.home import interval_of
 from charter.journal import (
     InclusionProof,
@@ -36,6 +38,9 @@ class _Host(Protocol):
     def get_version(self, *, model: str, version: str) -> Version: ...
 
     def checkpoint(self, *, sign: bool = True) -> Checkpoint | None: ...
+
+    @property
+    def user(self) -> str: ...
 
 
 class AuditUseCases:
@@ -98,3 +103,31 @@ class AuditUseCases:
         """Re-hash every stored file of ``model@version`` against its manifest."""
         self.get_version(model=model, version=version)
         return verify_artifacts(self.store, self.artifacts, only=(model, version))
+
+    def gc(
+        self: _Host, *, older_than_s: float = 3600.0, blobs: bool = False, dry_run: bool = False
+    ) -> GcReport:
+        """Remove what interrupted uploads left in the artifact store (admin only).
+
+        Args:
+            older_than_s: only what is untouched this long goes, so uploads and
+                registrations in progress are safe.
+            blobs: also delete blobs no manifest or model card references (blobs
+                uploaded for a registration that never happened).
+            dry_run: only report what would go.
+
+        Raises:
+            ForbiddenError: the acting user is not an admin.
+            InvalidInputError: a negative age.
+        """
+        if older_than_s < 0:
+            raise InvalidInputError("--older-than must not be negative", field="older_than")
+        with self.store.read() as tx:
+            if tx.list_users():
+                _require(tx, self.user, Role.ADMIN, "collect garbage")
+            # Read inside the same transaction as the check: a registration committing
+            # after this read re-uses blobs younger than ``older_than_s``, which stay.
+            referenced = tx.referenced_digests() if blobs else None
+        return self.artifacts.collect_garbage(
+            older_than_s=older_than_s, referenced=referenced, dry_run=dry_run
+        )

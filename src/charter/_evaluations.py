@@ -10,27 +10,23 @@ on a published version. An interrupted evaluation records nothing. Mixed into
 
 from __future__ import annotations
 
-import platform
-import tempfile
-import uuid
+import re
 from collections.abc import Mapping
-from importlib import metadata
 from pathlib import Path
 from typing import Any, Protocol
 
+from charter._eval_runs import run_evaluator
 from charter._profiles import add_entries_in, amend_in
 from charter.domain.canonical import canonical_digest
 from charter.domain.entities import LedgerRecord, Model, Version, VersionState
-from charter.domain.errors import CharterError, InvalidInputError, NotFoundError
+from charter.domain.errors import InvalidInputError, NotFoundError
 from charter.domain.folding import EffectiveProfile
 from charter.domain.profile import ProfileDocument
-from charter.evaluation.base import EvaluationContext, ProgressFn
+from charter.evaluation.base import ProgressFn
 from charter.journal import now
 from charter.store import Store, WriteTx
 
 __all__ = ["EvaluationUseCases"]
-
-_PACKAGES = ("charter-registry", "scikit-learn", "numpy", "pandas", "fairlearn", "httpx")
 
 
 class _Host(Protocol):
@@ -66,6 +62,16 @@ class _Host(Protocol):
         reason: str | None = None,
     ) -> dict[str, Any]: ...
 
+    def record_evaluation(
+        self,
+        *,
+        model: str,
+        version: str,
+        run: Mapping[str, Any],
+        document: ProfileDocument,
+        reason: str | None = None,
+    ) -> dict[str, Any]: ...
+
     def model_target(self, *, model: str) -> dict[str, Any] | None: ...
 
     def redteam(
@@ -86,18 +92,38 @@ class _Host(Protocol):
     ) -> LedgerRecord: ...
 
 
-def _environment() -> dict[str, Any]:
-    versions = {}
-    for name in _PACKAGES:
-        try:
-            versions[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            continue
-    return {
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-        "packages": versions,
-    }
+class _Campaigner(Protocol):
+    """What red-team campaigns need: declared targets, evaluate, listings (local or remote)."""
+
+    def list_versions(self, *, model: str) -> list[Version]: ...
+
+    def stages(self, *, model: str | None = None) -> list[dict[str, Any]]: ...
+
+    def model_target(self, *, model: str) -> dict[str, Any] | None: ...
+
+    def evaluate(
+        self,
+        *,
+        model: str,
+        version: str,
+        evaluator: str,
+        options: Mapping[str, Any] | None = None,
+        progress: ProgressFn | None = None,
+        reason: str | None = None,
+    ) -> dict[str, Any]: ...
+
+    def redteam(
+        self,
+        *,
+        model: str,
+        version: str,
+        target: Mapping[str, Any] | None = None,
+        packs: list[str] | None = None,
+        max_probes: int | None = None,
+        guard: bool = False,
+        progress: ProgressFn | None = None,
+        reason: str | None = None,
+    ) -> dict[str, Any]: ...
 
 
 def _with_provenance(document: ProfileDocument, *, source: str, run_id: str) -> ProfileDocument:
@@ -109,6 +135,14 @@ def _with_provenance(document: ProfileDocument, *, source: str, run_id: str) -> 
         update={s: [stamp(e) for e in getattr(document, s)]
                 for s in ("evaluations", "bias_audits", "constraints", "adversarial")}
     )  # fmt: skip
+
+
+_RUN_ID = re.compile(r"run-[0-9a-f]{16}")
+# Run fields a client reports; the registry adds ref, digest, user and entry ids.
+_RUN_FIELDS = (
+    "run_id", "evaluator", "evaluator_version", "config", "datasets", "probe_pack", "target",
+    "environment", "started_at", "finished_at", "summary",
+)  # fmt: skip
 
 
 class EvaluationUseCases:
@@ -137,35 +171,54 @@ class EvaluationUseCases:
         Raises:
             NotFoundError: unknown version or evaluator. InvalidInputError: bad options.
         """
-        from charter.evaluation.plugins import get_evaluator
+        run, document = run_evaluator(
+            self, model=model, version=version, evaluator=evaluator, options=options,
+            progress=progress,
+        )  # fmt: skip
+        return self.record_evaluation(
+            model=model, version=version, run=run, document=document, reason=reason
+        )
 
+    def record_evaluation(
+        self: _Host,
+        *,
+        model: str,
+        version: str,
+        run: Mapping[str, Any],
+        document: ProfileDocument,
+        reason: str | None = None,
+    ) -> dict[str, Any]:
+        """Record an evaluation run and its results (the run may have happened elsewhere).
+
+        A server records runs that clients executed next to the model: the registry
+        re-stamps every entry's provenance with the run, recomputes the results
+        digest, and records its own user, version reference and times.
+
+        Args:
+            run: the run document of :func:`run_evaluator` (``run_id``, ``evaluator``,
+                ``evaluator_version``, ``config``, ``datasets``, ``probe_pack``,
+                ``target``, ``environment``, ``started_at``, ``finished_at``, ``summary``).
+            document: the results, as profile entries.
+            reason: the amendment reason on a published version (default: the run).
+
+        Raises:
+            InvalidInputError: a malformed run or no results. AlreadyExistsError: run id.
+        """
         v = self.get_version(model=model, version=version)
-        instance = get_evaluator(evaluator)
-        run_id = f"run-{uuid.uuid4().hex[:16]}"
-        started = now()
-        with tempfile.TemporaryDirectory(prefix="charter-eval-") as tmp:
-            self.download(model=model, version=version, dest=Path(tmp))
-            context = EvaluationContext(
-                model=self.get_model(name=model), version=v, artifact_dir=Path(tmp),
-                profile=self.profile(model=model, version=version),
-                options=dict(options or {}), progress=progress,
-            )  # fmt: skip
-            outcome = instance.evaluate(context)
-        finished = now()
-        source = f"evaluator:{instance.name}@{instance.version}"
-        document = _with_provenance(outcome.document, source=source, run_id=run_id)
+        run_id = str(run.get("run_id", ""))
+        if not _RUN_ID.fullmatch(run_id):
+            raise InvalidInputError("run_id must be run-<16 hex digits>", field="run_id")
+        name, number = str(run.get("evaluator", "")), str(run.get("evaluator_version", ""))
+        if not name or not number or len(name) > 100 or len(number) > 50:
+            raise InvalidInputError("a run names its evaluator and version", field="evaluator")
+        document = _with_provenance(document, source=f"evaluator:{name}@{number}", run_id=run_id)
         if not document.entries():
-            raise CharterError(f"evaluator {evaluator} produced no results for {v.ref}")
+            raise InvalidInputError(f"evaluator {name} produced no results for {v.ref}")
         results = [e.model_dump(mode="json", exclude_none=True) for e in document.entries()]
-        run: dict[str, Any] = {
-            "run_id": run_id, "ref": v.ref, "evaluator": instance.name,
-            "evaluator_version": instance.version, "config": dict(outcome.config),
-            "datasets": [dict(d) for d in outcome.datasets],
-            "probe_pack": dict(outcome.probe_pack) if outcome.probe_pack else None,
-            "target": outcome.target, "environment": _environment(),
-            "started_at": started, "finished_at": finished,
-            "results_digest": canonical_digest(results), "summary": dict(outcome.summary),
-            "recorded_by": self.user,
+        at = now()
+        recorded: dict[str, Any] = {
+            **{k: run.get(k) for k in _RUN_FIELDS}, "ref": v.ref,
+            "results_digest": canonical_digest(results), "recorded_by": self.user,
         }  # fmt: skip
         with self.store.write() as tx:
             tx.lock_ledger()
@@ -173,19 +226,15 @@ class EvaluationUseCases:
             if vid is None:
                 raise NotFoundError(f"unknown version {v.ref}")
             if v.state is VersionState.DRAFT:
-                bodies = add_entries_in(
-                    self, tx, vid=vid, ref=v.ref, document=document, at=finished
-                )
-                run["entries"], run["amendment"] = [b["id"] for b in bodies], None
+                bodies = add_entries_in(self, tx, vid=vid, ref=v.ref, document=document, at=at)
+                recorded["entries"], recorded["amendment"] = [b["id"] for b in bodies], None
             else:
-                why = reason or f"{instance.name} evaluation {run_id}"
-                am = amend_in(
-                    self, tx, vid=vid, ref=v.ref, document=document, reason=why, at=finished
-                )
-                run["entries"], run["amendment"] = list(am.entry_ids), am.id
-            tx.insert_run(vid, run_id, run, finished)
-            self._record(tx, "evaluation.recorded", f"version:{v.ref}", {"run": run})
-        return run
+                why = reason or f"{name} evaluation {run_id}"
+                am = amend_in(self, tx, vid=vid, ref=v.ref, document=document, reason=why, at=at)
+                recorded["entries"], recorded["amendment"] = list(am.entry_ids), am.id
+            tx.insert_run(vid, run_id, recorded, at)
+            self._record(tx, "evaluation.recorded", f"version:{v.ref}", {"run": recorded})
+        return recorded
 
     def evaluation_runs(self: _Host, *, model: str, version: str) -> list[dict[str, Any]]:
         """Every recorded evaluation run of a version, oldest first."""
@@ -231,7 +280,7 @@ class EvaluationUseCases:
             return tx.model_target(tx.model_id(model) or 0)
 
     def redteam(
-        self: _Host,
+        self: _Campaigner,
         *,
         model: str,
         version: str,
@@ -260,7 +309,7 @@ class EvaluationUseCases:
                              progress=progress, reason=reason)  # fmt: skip
 
     def redteam_sweep(
-        self: _Host,
+        self: _Campaigner,
         *,
         stage: str | None = None,
         model: str | None = None,

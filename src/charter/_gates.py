@@ -8,6 +8,7 @@ Mixed into :class:`charter.service.Registry`.
 
 from __future__ import annotations
 
+import functools
 from typing import Any, Literal, Protocol
 
 from charter.domain.cards import CardRecord
@@ -78,6 +79,18 @@ class _Host(Protocol):
     def _record(
         self, tx: WriteTx, type_: str, subject: str, data: dict[str, Any]
     ) -> LedgerRecord: ...
+
+
+# Every gate needs the policy in force, and parsing one costs ~15 ms: cache by text.
+# Policies are frozen and stored by digest, so the same text always means the same.
+@functools.lru_cache(maxsize=64)
+def _parsed_with_digest(text: str, source: str) -> tuple[Policy, str]:
+    policy = parse_policy(text, source=source)
+    return policy, policy_digest(policy)
+
+
+def _parsed(text: str, source: str) -> Policy:
+    return _parsed_with_digest(text, source)[0]
 
 
 def _require(tx: ReadTx, user: str, needed: Role, action: str) -> User:
@@ -177,9 +190,9 @@ class GateUseCases:
             found = (tx.policy_for(model) if model else None) or tx.policy_for("*")
             scope = "model" if model and tx.policy_for(model) else "registry default"
         if found is None:
-            policy = parse_policy(DEFAULT_POLICY, source="built-in policy")
-            return policy_digest(policy), policy, "built-in default"
-        return found[0], parse_policy(found[1], source=f"stored policy {found[0]}"), scope
+            policy, digest = _parsed_with_digest(DEFAULT_POLICY, "built-in policy")
+            return digest, policy, "built-in default"
+        return found[0], _parsed(found[1], f"stored policy {found[0]}"), scope
 
     # -- gate ---------------------------------------------------------------
     def gate(self: _Host, *, model: str, version: str, stage: str) -> tuple[int, GateDecision]:

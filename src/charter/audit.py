@@ -7,8 +7,10 @@ registry serves. Every disagreement becomes a :class:`Problem` naming what and
 where; nothing stops at the first one.
 
 All reads happen in one read transaction (one snapshot). The work is split in
-:mod:`charter._audit_ledger` (entries, nodes, checkpoints) and
-:mod:`charter._audit_state` (the replayed state against the rows); entries
+:mod:`charter._audit_ledger` (entries, nodes, checkpoints),
+:mod:`charter._audit_state` (the replayed state against the rows) and
+:mod:`charter._audit_gates` (the sign-off state, with its rows read by
+:mod:`charter._audit_signoff_rows`); entries
 stream from the cursor and are dropped once applied, so memory and the garbage
 collector's work grow with the state, not with the length of the history.
 """
@@ -32,6 +34,7 @@ from charter._audit_state import (
     apply_entry,
     check_profiles,
     check_state,
+    profile_records,
 )
 from charter.artifacts import ArtifactStore
 from charter.domain.errors import CharterError
@@ -76,7 +79,7 @@ def _verify(
     problems = Problems()
     expected = Expected()
     with store.read() as tx:
-        size, origin = check_head(tx.ledger_heads(), problems)
+        head = check_head(tx.ledger_heads(), problems)
         checkpoint_rows = tx.checkpoints()
         gates = GateExpected()
 
@@ -95,15 +98,28 @@ def _verify(
         for vid, path, digest, file_size in tx.iter_file_rows():
             files.setdefault(vid, []).append((path, digest, file_size))
         rows = ProfileRows(
-            records=tx.all_profile_records(),
-            amendments=tx.all_amendment_records(),
+            records=profile_records(tx.profile_entry_rows(), refs, problems),
+            amendments=_readable("profile_amendments", problems, tx.all_amendment_records),
             cards=tx.card_rows(refs=refs),
         )
         gate_rows = _readable("sign-off state", problems, lambda: read_gate_rows(tx, refs))
         for kind, vid in tx.orphan_rows():
             problems.add("state", f"version id {vid}", _ORPHAN_MESSAGES[kind])
-    if len(leaves) != size:
-        problems.add("ledger", "head", f"the head says {size} entries but {len(leaves)} are stored")
+    if head is None:
+        # Without its head the ledger has no size to hold the entries to, and no
+        # origin to check checkpoint signatures with; `charter init` refuses to
+        # start a new ledger over these entries (see charter.home.init_home).
+        problems.add(
+            "ledger",
+            "head",
+            f"the ledger head is missing or corrupt while {len(leaves)} entries exist: "
+            "restore it from a backup (checkpoint signatures cannot be checked without it)",
+        )
+    elif len(leaves) != head[0]:
+        problems.add(
+            "ledger", "head", f"the head says {head[0]} entries but {len(leaves)} are stored"
+        )
+    origin = head[1] if head is not None else None
     latest = check_checkpoints(checkpoint_rows, levels, origin, public_key, problems)
     unsigned = len(leaves) - latest
     if checkpoint_every is not None and unsigned >= checkpoint_every:
@@ -117,7 +133,7 @@ def _verify(
     check_state(expected, models, versions, refs, files, problems)
     check_profiles(expected, versions, refs, rows, problems)
     if gate_rows is not None:
-        check_gates(gates, gate_rows, problems)
+        check_gates(gates, gate_rows, problems, profiles=expected.profiles)
     return VerifyReport(
         entries=len(leaves),
         checkpoints=len(checkpoint_rows),

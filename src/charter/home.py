@@ -30,7 +30,9 @@ def init_home(settings: Settings) -> bool:
         True when something was created, False when the home already existed.
 
     Raises:
-        HomeError: when the folder cannot be created or written.
+        HomeError: when the folder cannot be created or written, or when the
+            database holds ledger entries without a ledger head (a damaged ledger
+            is never started over).
     """
     created = False
     try:
@@ -53,6 +55,7 @@ def init_home(settings: Settings) -> bool:
         store.migrate()
         with store.write() as tx:
             if tx.ledger_origin() is None:
+                _refuse_over_a_ledger(tx, settings)
                 tx.init_ledger(
                     signed_origin(settings.checkpoint_every),
                     checkpoint_every=settings.checkpoint_every,
@@ -64,6 +67,29 @@ def init_home(settings: Settings) -> bool:
     finally:
         store.close()
     return created
+
+
+def _refuse_over_a_ledger(tx: WriteTx, settings: Settings) -> None:
+    """Refuse to initialise a ledger whose head is gone but whose entries are not.
+
+    A new head would start counting at 0 under a new origin over the old entries:
+    the next append would collide with entry 0, every old checkpoint would stop
+    verifying, and the damage (or the tampering) that removed the head would be
+    buried under a fresh start.
+
+    Raises:
+        HomeError: when ledger entries or a head row under another id exist.
+    """
+    entries, heads = tx.ledger_entry_count(), tx.ledger_heads()
+    if entries or heads:
+        raise HomeError(
+            f"the registry database at {settings.home} has a ledger whose head is missing or "
+            f"corrupt ({entries} entries, head rows: "
+            f"{', '.join(str(h[0]) for h in heads) or 'none'}): refusing to start a new ledger "
+            "over it. Run `charter audit verify` and restore the database from a backup",
+            home=str(settings.home),
+            entries=entries,
+        )
 
 
 def _bootstrap_admin(tx: WriteTx, settings: Settings) -> None:
@@ -118,12 +144,18 @@ def open_store(settings: Settings) -> Store:
             home=str(home),
         )
     with store.read() as tx:
-        if tx.ledger_origin() is None:
-            store.close()
-            raise HomeError(
-                f"the registry database at {home} is not initialised: run `charter init`",
-                home=str(home),
-            )
+        # Uninitialised means no ledger at all. Entries without their head are a
+        # damaged (or tampered) ledger: it opens, so `audit verify` can say so,
+        # and `charter init` refuses to start over it.
+        uninitialised = (
+            tx.ledger_origin() is None and not tx.ledger_heads() and not tx.ledger_entry_count()
+        )
+    if uninitialised:
+        store.close()
+        raise HomeError(
+            f"the registry database at {home} is not initialised: run `charter init`",
+            home=str(home),
+        )
     return store
 
 

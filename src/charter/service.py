@@ -19,22 +19,21 @@ import semver
 from charter._access import AccessUseCases
 from charter._auditing import AuditUseCases
 from charter._cards import CardUseCases
-from charter._checks import check_declared_bump, check_tags, check_text, dataset_ref
+from charter._checks import check_tags, check_text, dataset_ref
 from charter._evaluations import EvaluationUseCases
 from charter._exports import ExportUseCases
 from charter._gates import GateUseCases
 from charter._lineage import LineageUseCases
 from charter._monitoring import MonitoringUseCases
-from charter._profiles import ProfileUseCases, add_entries_in
+from charter._profiles import ProfileUseCases
+from charter._registration import RegistrationUseCases, check_request, commit_version
+from charter._search import SearchUseCases
 from charter._stages import StageUseCases
 from charter._trends import TrendUseCases
 from charter._webhooks import WebhookUseCases
 from charter.artifacts import ArtifactStore, HashCache, ingest, scan_source
 from charter.artifacts.fingerprint import (
     architecture_fingerprint,
-    config_fingerprint,
-    data_fingerprint,
-    is_config_file,
 )
 from charter.domain.entities import (
     Event,
@@ -54,8 +53,6 @@ from charter.domain.errors import (
 from charter.domain.folding import baseline_digest
 from charter.domain.profile import ProfileDocument
 from charter.domain.versioning import (
-    ChangeKind,
-    Fingerprints,
     parse_version,
     validate_name,
 )
@@ -99,6 +96,8 @@ class Registry(
     AuditUseCases,
     AccessUseCases,
     MonitoringUseCases,
+    RegistrationUseCases,
+    SearchUseCases,
     WebhookUseCases,
 ):
     """A registry home (or database + artifact store), used in-process.
@@ -261,23 +260,10 @@ class Registry(
         Raises:
             InvalidInputError, NotFoundError, AlreadyExistsError, BumpRefusedError.
         """
-        validate_name(model, field="model")
-        number = parse_version(version)
-        declared = ChangeKind.parse(change) if change else None
-        params = {
-            str(k): check_text(str(v), field=f"param {k}", limit=1000)
-            for k, v in (params or {}).items()
-        }
-        tags_checked = check_tags(tags or {})
-        if profile is not None and (profile.retracts or profile.evidence):
-            raise InvalidInputError(
-                "retracts and evidence belong to amendments of published versions",
-                field="profile",
-            )
-        if force and not (reason and reason.strip()):
-            raise InvalidInputError(
-                "--force needs --reason saying why the bump is overridden", field="reason"
-            )
+        request = check_request(
+            model=model, version=version, parent=parent, change=change, params=params,
+            run_id=run_id, commit=commit, tags=tags, force=force, reason=reason, profile=profile,
+        )  # fmt: skip
         parent_v = self._check_new_version(model=model, version=version, parent=parent)
         refs = tuple(dataset_ref(role, target) for role, target in datasets)
         sources = scan_source(Path(path))
@@ -287,73 +273,10 @@ class Registry(
         manifest = ingest(
             self.artifacts, Path(path), sources=sources, cache=self._cache, progress=progress
         )
-        fingerprints = Fingerprints(
-            architecture=arch.digest,
-            data=data_fingerprint([(d.name, d.role, d.digest or d.uri) for d in refs]),
-            config=config_fingerprint(
-                params, [(e.path, e.digest) for e in manifest.entries if is_config_file(e.path)]
-            ),
-        )
-        override = None
-        if parent_v is not None:
-            declared, override = check_declared_bump(
-                parent=parent_v,
-                number=number,
-                declared=declared,
-                fingerprints=fingerprints,
-                force=force,
-                reason=reason,
-            )
-        entity = Version(
-            model=model,
-            version=version,
-            state=VersionState.DRAFT,
-            parent=parent,
-            change_kind=declared.value if declared else None,
-            fp_architecture=fingerprints.architecture,
-            fp_data=fingerprints.data,
-            fp_config=fingerprints.config,
-            architecture_method=arch.method,
-            manifest_digest=manifest.digest,
-            file_count=len(manifest.entries),
-            total_size=manifest.total_size,
-            run_id=run_id,
-            commit=commit,
-            params=params,
-            datasets=refs,
-            created_by=self.user,
-            created_at=now(),
-        )
-        files = [FileRecord(e.path, e.digest, e.size) for e in manifest.entries]
-        subject = f"version:{entity.ref}"
-        with self.store.write() as tx:
-            model_id, existing = tx.ids(model, version)
-            if model_id is None:
-                raise NotFoundError(f"unknown model {model!r}", model=model)
-            if existing is not None:
-                raise AlreadyExistsError(
-                    f"version {entity.ref} already exists", model=model, version=version
-                )
-            parent_id = tx.version_id(model, parent) if parent else None
-            vid = tx.insert_version(entity, model_id=model_id, parent_id=parent_id, files=files)
-            self._record(tx, "version.registered", subject, {"record": entity.record()})
-            if override is not None:
-                self._record(tx, "bump.overridden", subject, override)
-            if tags_checked:
-                tx.set_tags(vid, tags_checked)
-                self._record(
-                    tx, "tag.set", subject, {"changes": tags_checked, "tags": tags_checked}
-                )
-            if profile is not None and profile.entries():
-                add_entries_in(
-                    self, tx, vid=vid, ref=entity.ref, document=profile, at=entity.created_at
-                )
-            red_team = tx.model_target(model_id) if evaluate else None
-        if red_team and red_team.get("auto"):
-            # The version is registered and consistent either way; a campaign that
-            # fails leaves a draft without red-team results, to re-run.
-            self.redteam(model=model, version=version)
-        return replace(entity, tags={k: v for k, v in tags_checked.items() if v is not None})
+        return commit_version(
+            self, request, parent=parent_v, datasets=refs, manifest=manifest, arch=arch,
+            evaluate=evaluate,
+        )  # fmt: skip
 
     def _check_new_version(self, *, model: str, version: str, parent: str | None) -> Version | None:
         with self.store.read() as tx:

@@ -11,7 +11,7 @@ import getpass
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 __all__ = ["Settings"]
@@ -38,6 +38,11 @@ class Settings(BaseSettings):
         sqlite_synchronous: ``NORMAL`` (WAL: durable against process crashes, may lose
             the last commits on power loss) or ``FULL`` (durable against power loss).
         busy_timeout_s: how long a SQLite writer waits for the lock held by another.
+        url: a Charter server (``http(s)://host:port``); when set, the CLI and
+            ``open_registry()`` work against it instead of a local home.
+        token: the bearer token for ``url`` (``charter token create USER``).
+        max_request_bytes: the largest JSON request body the server accepts
+            (blob uploads stream and are not limited by it).
     """
 
     model_config = SettingsConfigDict(env_prefix="CHARTER_", extra="forbid")
@@ -49,6 +54,9 @@ class Settings(BaseSettings):
     checkpoint_every: int = Field(default=100, ge=1)
     sqlite_synchronous: Literal["NORMAL", "FULL"] = "NORMAL"
     busy_timeout_s: float = Field(default=30.0, gt=0)
+    url: str | None = Field(default=None, pattern=r"^https?://[^\s/]+(/[^\s]*)?$")
+    token: SecretStr | None = None
+    max_request_bytes: int = Field(default=16 * 1024 * 1024, ge=1024)
 
     @field_validator("user")
     @classmethod

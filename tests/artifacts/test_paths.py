@@ -32,8 +32,10 @@ def digest_of(data: bytes) -> str:
 D1, D2, D3 = digest_of(b"1"), digest_of(b"2"), digest_of(b"3")
 
 
-@pytest.fixture
-def store(tmp_path: Path) -> ArtifactStore:
+@pytest.fixture(params=["file", "s3"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> ArtifactStore:
+    if request.param == "s3":
+        return ArtifactStore(f"s3://{request.getfixturevalue('s3_bucket')}/store")
     return ArtifactStore(f"file://{tmp_path / 'store'}")
 
 

@@ -152,3 +152,16 @@ def test_without_matplotlib_the_card_renders_with_a_note(tmp_path: Path) -> None
                          cwd=tmp_path, check=False)  # fmt: skip
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "ok"
+
+
+def test_four_fifths_edge_matches_the_gate(make_card: Callable[..., CardInput]) -> None:
+    # 0.36 / 0.45 is 0.7999999999999999 in floats: the gate passes it, so must the card.
+    bias = """
+bias_audits:
+  - sensitive_feature: sex
+    metric: selection_rate
+    groups: [{group: f, value: 0.36, size: 50}, {group: m, value: 0.45, size: 50}]
+"""
+    page = render_html(make_card(baseline_text=bias, amend=False))
+    audit = page.split('data-entry="bias-1"')[1].split("</article>")[0]
+    assert "passes the four-fifths rule" in audit and "fails" not in audit

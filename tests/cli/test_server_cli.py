@@ -70,3 +70,28 @@ def test_observe_exits_1_when_the_version_is_at_risk(run, tmp_path: Path, artifa
     assert code == 0 and json.loads(out)[0]["ref"] == "m@1.0.0"
     code, _, err = run("observe", "m@1.0.0", "--reason", "x")
     assert code == 2 and "exactly one" in err
+
+
+def test_gc_removes_stale_temporaries_and_unreferenced_blobs(
+    run, tmp_path: Path, artifact: Path
+) -> None:  # type: ignore[no-untyped-def]
+    from charter.artifacts import ArtifactStore
+
+    run("model", "create", "m")
+    assert run("register", "m", str(artifact), "--version", "1.0.0")[0] == 0
+    store = ArtifactStore(str(tmp_path / "home" / "artifacts"))
+    orphan = store.put_bytes(b"uploaded, never registered")
+    (tmp_path / "home" / "artifacts" / "tmp").mkdir(parents=True, exist_ok=True)
+    leftover = tmp_path / "home" / "artifacts" / "tmp" / "crashed-put"
+    leftover.write_bytes(b"half a file")
+    code, out, _ = run("gc", "--older-than", "0", "--blobs", "--dry-run", "--json")
+    planned = json.loads(out)
+    assert code == 0 and planned["dry_run"] and planned["temporaries"] == 1
+    assert orphan.digest.removeprefix("sha256:") in "".join(planned["blobs"])
+    assert leftover.exists()
+    code, out, _ = run("gc", "--older-than", "0", "--blobs")
+    assert code == 0 and "removed 1 temporary" in out and not leftover.exists()
+    code, _, err = run("gc", user="bob")
+    assert code == 1 and "admin" in err
+    assert run("audit", "verify", "--artifacts")[0] == 0
+    assert run("download", "m@1.0.0", str(tmp_path / "out"))[0] == 0

@@ -20,7 +20,9 @@ def test_valid_versions_parse(text: str) -> None:
     assert str(parse_version(text)) == text
 
 
-@pytest.mark.parametrize("text", ["1.0", "v1.0.0", "01.0.0", "1.0.0-", "", "1.2.3.4", "latest"])
+@pytest.mark.parametrize(
+    "text", ["1.0", "v1.0.0", "01.0.0", "1.0.0-", "", "1.2.3.4", "latest", "1.0.0-" + "a" * 123]
+)
 def test_invalid_versions_name_the_rule(text: str) -> None:
     with pytest.raises(InvalidInputError) as err:
         parse_version(text)

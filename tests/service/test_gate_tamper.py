@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import sqlite3
 from pathlib import Path
 
 import pytest
 
+from _postgres import raw_database
 from charter.domain.profile import parse_document
 from charter.sdk import open_registry
 from charter.service import Registry
@@ -37,23 +37,19 @@ def home(registry: Registry, settings: Settings, artifact: Path) -> Path:
     return registry.settings.home
 
 
-def _attack(home: Path, statement: str) -> None:
-    db = sqlite3.connect(home / "registry.db")
-    for (name,) in db.execute("SELECT name FROM sqlite_master WHERE type = 'trigger'").fetchall():
-        db.execute(f'DROP TRIGGER "{name}"')
-    db.execute(statement)
-    db.commit()
-    db.close()
+def _attack(settings: Settings, statement: str) -> None:
+    with raw_database(settings.resolved_database_url) as db:
+        db.execute(statement)
 
 
 @pytest.mark.parametrize(
     ("statement", "where"),
     [
-        ("UPDATE gate_decisions SET passed = 1 - passed WHERE id = 1", "gate decision 1"),
+        ("UPDATE gate_decisions SET passed = NOT passed WHERE id = 1", "gate decision 1"),
         ("UPDATE gate_decisions SET document = replace(document, '\"passed\": true',"
          " '\"passed\": false') WHERE id = 1", "gate decision 1"),
         ("DELETE FROM gate_decisions WHERE id = 2", "gate decision 2"),
-        ("UPDATE approvals SET user = 'mallory'", "approval"),
+        ('UPDATE approvals SET "user" = \'mallory\'', "approval"),
         ("DELETE FROM approvals WHERE id = 1", "approval 1"),
         ("UPDATE stages SET version_id = (SELECT max(id) FROM versions)", "stage m/production"),
         ("DELETE FROM stage_history WHERE generation = 3", "stage move m/production#3"),
@@ -68,9 +64,11 @@ def _attack(home: Path, statement: str) -> None:
         ("DELETE FROM policy_assignments", "policy assignment *"),
     ],
 )  # fmt: skip
-def test_sign_off_tampering_is_reported(home: Path, statement: str, where: str) -> None:
-    _attack(home, statement)
-    with open_registry(home) as reg:
+def test_sign_off_tampering_is_reported(
+    home: Path, settings: Settings, statement: str, where: str
+) -> None:
+    _attack(settings, statement)
+    with open_registry(settings=settings) as reg:
         report = reg.verify()
     assert not report.ok
     assert any(where in p.where for p in report.problems), report.problems

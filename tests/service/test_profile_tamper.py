@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-import sqlite3
 from pathlib import Path
 
 import pytest
 
+from _postgres import raw_database
 from charter.domain.profile import parse_document
+from charter.sdk import open_registry
 from charter.service import Registry
+from charter.settings import Settings
 
 BASE = "evaluations: [{name: accuracy, value: 0.9}, {name: accuracy, value: 0.7, slice: 'a=b'}]"
 
@@ -25,14 +27,10 @@ def home(registry: Registry, artifact: Path) -> Path:
     return registry.settings.home
 
 
-def _attack(home: Path, *statements: str) -> None:
-    db = sqlite3.connect(home / "registry.db")
-    for (name,) in db.execute("SELECT name FROM sqlite_master WHERE type = 'trigger'").fetchall():
-        db.execute(f'DROP TRIGGER "{name}"')
-    for statement in statements:
-        db.execute(statement)
-    db.commit()
-    db.close()
+def _attack(settings: Settings, *statements: str) -> None:
+    with raw_database(settings.resolved_database_url) as db:
+        for statement in statements:
+            db.execute(statement)
 
 
 @pytest.mark.parametrize(
@@ -50,22 +48,20 @@ def _attack(home: Path, *statements: str) -> None:
           " recorded_at FROM profile_entries WHERE entry_id = 'eval-1'"], "eval-9"),
     ],
 )  # fmt: skip
-def test_profile_tampering_is_reported(home: Path, statements: list[str], where: str) -> None:
-    _attack(home, *statements)
-    from charter.sdk import open_registry
-
-    with open_registry(home) as reg:
+def test_profile_tampering_is_reported(
+    home: Path, settings: Settings, statements: list[str], where: str
+) -> None:
+    _attack(settings, *statements)
+    with open_registry(settings=settings) as reg:
         report = reg.verify()
     assert not report.ok
     assert any(where in p.where for p in report.problems), report.problems
 
 
-def test_a_rewritten_baseline_no_longer_matches_its_seal(home: Path) -> None:
+def test_a_rewritten_baseline_no_longer_matches_its_seal(home: Path, settings: Settings) -> None:
     """Even rewriting the baseline rows *and* their ledger-side copy is caught by the seal."""
-    _attack(home, "UPDATE profile_entries SET body = replace(body, '0.9', '0.95')"
+    _attack(settings, "UPDATE profile_entries SET body = replace(body, '0.9', '0.95')"
                   " WHERE entry_id = 'eval-1'")  # fmt: skip
-    from charter.sdk import open_registry
-
-    with open_registry(home) as reg:
+    with open_registry(settings=settings) as reg:
         problems = reg.verify().problems
     assert any("baseline of m@1.0.0" in p.where for p in problems)

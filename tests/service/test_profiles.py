@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import sqlite3
 import time
 from pathlib import Path
 
 import pytest
 
+from _postgres import raw_database
 from charter.domain.errors import ImmutableError, InvalidInputError, NotFoundError
 from charter.domain.profile import parse_document
 from charter.service import Registry
@@ -47,16 +47,22 @@ def test_publish_seals_the_baseline_in_the_ledger(published: Registry) -> None:
         published.add_profile(model="m", version="1.0.0", document=parse_document(BASE))
 
 
-def test_the_database_refuses_to_edit_a_sealed_baseline(published: Registry) -> None:
-    db = sqlite3.connect(published.settings.home / "registry.db")
-    for statement in (
+@pytest.mark.local_only(reason="raw SQL against the registry's database")
+@pytest.mark.parametrize(
+    "statement",
+    [
         "UPDATE profile_entries SET body = '{}'",
         "DELETE FROM profile_entries",
         "INSERT INTO profile_entries VALUES (1, 'eval-9', 'evaluations', '{}', NULL, 'x')",
-    ):
-        with pytest.raises(sqlite3.DatabaseError):
+    ],
+)
+def test_the_database_refuses_to_edit_a_sealed_baseline(
+    published: Registry, statement: str
+) -> None:
+    url = published.settings.resolved_database_url
+    with raw_database(url, drop_triggers=False, commit=False) as db:  # noqa: SIM117 - uses db
+        with pytest.raises(db.Error, match=r"sealed|never edited|permanent"):
             db.execute(statement)
-    db.close()
 
 
 def test_amendments_fold_supersede_and_retract(published: Registry) -> None:

@@ -1,9 +1,13 @@
-"""The metadata store: migrations, and what a broken database looks like to users."""
+"""The metadata store: migrations, and what a broken database looks like to users.
+
+Migration tests run on every backend; the corruption tests damage the SQLite
+file itself, so they are about SQLite (PostgreSQL's counterparts are an
+unreachable server and a database that is not Charter's).
+"""
 
 from __future__ import annotations
 
 import os
-import sqlite3
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -12,6 +16,7 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, inspect
 
+from _postgres import raw_database
 from charter.cli import main
 from charter.domain.errors import CharterError, HomeError, StorageError
 from charter.sdk import init_registry, open_registry
@@ -23,9 +28,9 @@ from charter.store.engine import _alembic_config, pending_migrations
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Iterator[Store]:
-    """A store on a fresh SQLite file, not yet migrated."""
-    opened = Store(f"sqlite:///{tmp_path / 'fresh.db'}")
+def store(empty_database: str) -> Iterator[Store]:
+    """A store on a fresh database, not yet migrated."""
+    opened = Store(empty_database)
     yield opened
     opened.close()
 
@@ -39,13 +44,25 @@ def _head() -> str | None:
     return ScriptDirectory.from_config(_alembic_config(None)).get_current_head()
 
 
+# Every schema object with its definition: (kind, name, definition).
+_CATALOG = {
+    "sqlite": "SELECT type, name, sql FROM sqlite_master",
+    "postgresql": (
+        "SELECT 'trigger', tgname, pg_get_triggerdef(oid) FROM pg_trigger WHERE NOT tgisinternal "
+        "UNION ALL SELECT 'index', indexname, indexdef FROM pg_indexes "
+        "WHERE schemaname = current_schema() "
+        "UNION ALL SELECT 'function', proname, prosrc FROM pg_proc "
+        "WHERE starts_with(proname, 'charter')"
+    ),
+}
+
+
 def _snapshot(engine: Engine) -> dict[str, object]:
     """Everything a migration could change: tables, columns, keys, indexes, triggers."""
     found = inspect(engine)
     tables = sorted(found.get_table_names())
     with engine.connect() as conn:
-        sql = conn.exec_driver_sql("SELECT type, name, sql FROM sqlite_master ORDER BY name")
-        master = sorted(tuple(r) for r in sql)
+        master = sorted(tuple(r) for r in conn.exec_driver_sql(_CATALOG[engine.dialect.name]))
     return {
         "tables": tables,
         "columns": {t: [(c["name"], str(c["type"])) for c in found.get_columns(t)] for t in tables},
@@ -93,18 +110,14 @@ def test_migrated_tables_match_the_schema_metadata(store: Store) -> None:
         }, name
 
 
-def test_migration_installs_the_immutability_triggers(store: Store) -> None:
-    store.migrate()
-    with store.engine.connect() as conn:
-        triggers = {
-            r[0]: r[1]
-            for r in conn.exec_driver_sql(
-                "SELECT name, tbl_name FROM sqlite_master WHERE type = 'trigger'"
-            )
-        }
-    # Every table that holds frozen data keeps its guard (a batch migration that
-    # recreates a table would silently drop the triggers attached to it).
-    assert {
+_TRIGGERS = {
+    "sqlite": "SELECT name, tbl_name FROM sqlite_master WHERE type = 'trigger'",
+    "postgresql": "SELECT t.tgname, c.relname FROM pg_trigger t "
+    "JOIN pg_class c ON c.oid = t.tgrelid WHERE NOT t.tgisinternal",
+}
+# SQLite needs one trigger per operation; PostgreSQL's fire BEFORE UPDATE OR DELETE.
+_GUARDS = {
+    "sqlite": {
         "versions_published_no_update": "versions",
         "versions_published_no_delete": "versions",
         "version_files_published_no_insert": "version_files",
@@ -115,7 +128,30 @@ def test_migration_installs_the_immutability_triggers(store: Store) -> None:
         "version_datasets_published_no_delete": "version_datasets",
         "ledger_entries_no_update": "ledger_entries",
         "ledger_entries_no_delete": "ledger_entries",
-    }.items() <= triggers.items()
+    },
+    "postgresql": {
+        "versions_published_frozen": "versions",
+        "version_files_frozen": "version_files",
+        "version_datasets_frozen": "version_datasets",
+        "ledger_entries_append_only": "ledger_entries",
+    },
+}
+# Tables whose rows are frozen or append-only: each keeps at least one guard.
+_GUARDED = {
+    "versions", "version_files", "version_datasets", "ledger_entries", "profile_entries",
+    "profile_amendments", "model_cards", "gate_decisions", "approvals", "stage_history",
+    "version_status", "policies", "evaluation_runs",
+}  # fmt: skip
+
+
+def test_migration_installs_the_immutability_triggers(store: Store, backend: str) -> None:
+    store.migrate()
+    with store.engine.connect() as conn:
+        triggers = {r[0]: r[1] for r in conn.exec_driver_sql(_TRIGGERS[backend])}
+    # Every table that holds frozen data keeps its guard (a batch migration that
+    # recreates a table would silently drop the triggers attached to it).
+    assert _GUARDS[backend].items() <= triggers.items()
+    assert set(triggers.values()) >= _GUARDED
 
 
 # -- a broken home ----------------------------------------------------------------------
@@ -210,14 +246,30 @@ def test_a_missing_home_is_a_home_error(tmp_path: Path, capsys: pytest.CaptureFi
     assert not missing.exists()  # looking did not create it
 
 
-def test_a_home_with_a_foreign_database_is_a_home_error(tmp_path: Path) -> None:
-    home = tmp_path / "home"
-    home.mkdir()
-    conn = sqlite3.connect(home / "registry.db")
-    conn.execute("CREATE TABLE unrelated (x)")
-    conn.close()
-    with pytest.raises((HomeError, StorageError)):
-        open_registry(settings=Settings(home=home, user="alice"))
+def test_a_home_with_a_foreign_database_is_a_home_error(
+    tmp_path: Path, empty_database: str
+) -> None:
+    with raw_database(empty_database, drop_triggers=False) as conn:
+        conn.execute("CREATE TABLE unrelated (x integer)")
+    settings = Settings(home=tmp_path / "home", user="alice", database_url=empty_database)
+    with pytest.raises(HomeError, match="not a Charter registry"):
+        open_registry(settings=settings)
+
+
+def test_an_unreachable_database_server_is_a_storage_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Port 1 on loopback: nothing listens there, so the connection is refused at once.
+    url = "postgresql+psycopg://charter@127.0.0.1:1/charter"
+    settings = Settings(home=tmp_path, user="alice", database_url=url)
+    with pytest.raises(StorageError) as caught:
+        open_registry(settings=settings)
+    assert "cannot open the registry database" in caught.value.message
+    monkeypatch.setenv("CHARTER_DATABASE_URL", url)
+    assert main(["--home", str(tmp_path), "list"]) == 1
+    out, err = capsys.readouterr()
+    assert "Traceback" not in out + err
+    assert err.startswith("error: cannot open the registry database: connection failed")
 
 
 @pytest.mark.skipif(

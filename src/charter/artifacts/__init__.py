@@ -20,11 +20,12 @@ from charter.artifacts.paths import (
     scan_source,
     validate_relpath,
 )
-from charter.artifacts.store import ArtifactStore, Blob, validate_digest
+from charter.artifacts.store import ArtifactStore, Blob, GcReport, validate_digest
 
 __all__ = [
     "ArtifactStore",
     "Blob",
+    "GcReport",
     "HashCache",
     "Manifest",
     "ManifestDiff",

@@ -1,20 +1,94 @@
-"""Low-level blob I/O for :mod:`charter.artifacts.store`: checks, errors, local writes."""
+"""Low-level pieces of :mod:`charter.artifacts.store`: blobs, URLs, checks, errors, local writes."""
 
 from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Callable, Iterator
+import re
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, TypeVar
+from typing import IO, Any, TypeVar
 
+import fsspec
+
+from charter.artifacts._s3 import MIN_PART_SIZE
 from charter.artifacts.hashcache import CHUNK_SIZE
-from charter.domain.errors import IntegrityError, NotFoundError, StorageError
+from charter.domain.errors import IntegrityError, InvalidInputError, NotFoundError, StorageError
 
-__all__ = ["check", "fsync_dir", "storage_errors", "verified_chunks", "write_local"]
+__all__ = [
+    "DIGEST_RE",
+    "Blob",
+    "check",
+    "freshen",
+    "fsync_dir",
+    "is_s3",
+    "open_fs",
+    "storage_errors",
+    "validate_digest",
+    "verified_chunks",
+    "write_local",
+]
+
+DIGEST_RE = re.compile(r"sha256:[0-9a-f]{64}")
 
 _T = TypeVar("_T")
+
+
+@dataclass(frozen=True, slots=True)
+class Blob:
+    """A stored blob: its ``sha256:<hex>`` digest and its size in bytes."""
+
+    digest: str
+    size: int
+
+
+def validate_digest(digest: str) -> str:
+    """Return ``digest`` unchanged if it is ``"sha256:"`` + 64 lowercase hex chars.
+
+    Raises:
+        InvalidInputError: if it is not a well-formed sha256 digest.
+    """
+    if not isinstance(digest, str) or not DIGEST_RE.fullmatch(digest):
+        shown = str(digest)[:80]
+        valid = "sha256:<64 lowercase hex>"
+        msg = f"malformed digest {shown!r}: expected {valid}"
+        raise InvalidInputError(msg, field="digest", value=shown, valid=valid)
+    return digest
+
+
+def open_fs(
+    url: str, storage_options: Mapping[str, Any] | None, part_size: int, max_concurrency: int
+) -> tuple[Any, str]:
+    """Return the fsspec filesystem and root path of a store URL.
+
+    Raises:
+        InvalidInputError: if the URL is empty, its protocol unavailable or an S3
+            option out of range.
+    """
+    options = dict(storage_options or {})
+    try:
+        if not url:
+            raise ValueError("the URL is empty")
+        if fsspec.core.split_protocol(url)[0] in ("s3", "s3a"):
+            # Cached listings go stale when other processes write: always ask S3.
+            options["use_listings_cache"] = False
+            if part_size < MIN_PART_SIZE or max_concurrency < 1:
+                raise ValueError("part_size must be >= 5 MiB and max_concurrency >= 1")
+        fs, root = fsspec.core.url_to_fs(url, **options)
+    except (ImportError, ValueError, TypeError) as exc:
+        valid = "file:///abs/path, a local path, memory://…, s3://… (needs s3fs)"
+        raise InvalidInputError(
+            f"cannot open artifact store {url!r}: {exc}", field="url", valid=valid
+        ) from exc
+    return fs, str(root).rstrip("/")
+
+
+def is_s3(fs: Any) -> bool:
+    """True for s3fs filesystems."""
+    protocol = fs.protocol
+    return "s3" in (protocol if isinstance(protocol, tuple | list) else (protocol,))
 
 
 def write_local(tmp: Path, final: Path, data: bytes, *, fsync: bool) -> None:
@@ -96,3 +170,17 @@ def storage_errors(action: str, key: str, *, digest: str | None = None) -> Itera
         raise StorageError(f"cannot {action} {key}: {exc}", path=key) from exc
     except OSError as exc:
         raise StorageError(f"cannot {action} {key}: {exc}", path=key) from exc
+
+
+def freshen(path: Path) -> bool:
+    """Tell whether a local blob exists, bumping its mtime so GC sees it in use.
+
+    Same cost as the ``stat`` it replaces (one syscall).
+    """
+    try:
+        os.utime(path)
+    except FileNotFoundError:
+        return False
+    except OSError:
+        return path.exists()  # not ours to touch (read-only store, other owner)
+    return True

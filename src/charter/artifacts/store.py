@@ -15,6 +15,10 @@ Durability: locally the move is ``os.replace`` (atomic): safe against *process*
 crashes. ``fsync=True`` also flushes file and folder against power loss; it is off
 by default because it bounds ingest by disk write speed instead of hashing speed,
 and a blob torn by power loss is never served anyway: reads verify.
+
+S3 has no rename: :mod:`charter.artifacts._s3` says how puts there still never
+expose a partial object (multipart uploads completed only once every byte matched).
+Garbage (stale temporaries, aborted uploads, unreferenced blobs): :mod:`._gc`.
 """
 
 from __future__ import annotations
@@ -22,52 +26,46 @@ from __future__ import annotations
 import hashlib
 import io
 import os
-import re
 import stat
-import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator, Mapping
 from contextlib import contextmanager, suppress
-from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
-import fsspec
 from fsspec.implementations.local import LocalFileSystem
 
-from charter.artifacts._blobio import check, fsync_dir, storage_errors, verified_chunks, write_local
+from charter.artifacts._blobio import (
+    Blob,
+    check,
+    freshen,
+    fsync_dir,
+    is_s3,
+    open_fs,
+    storage_errors,
+    validate_digest,
+    verified_chunks,
+    write_local,
+)
+from charter.artifacts._gc import GcReport, blob_listing, collect
+from charter.artifacts._s3 import S3Blobs
 from charter.artifacts.hashcache import Progress, copy_and_hash
-from charter.domain.errors import IntegrityError, InvalidInputError, NotFoundError, StorageError
+from charter.domain.errors import IntegrityError, InvalidInputError, NotFoundError
 
-__all__ = ["SMALL_FILE_BYTES", "ArtifactStore", "Blob", "validate_digest"]
-
-_DIGEST_RE = re.compile(r"sha256:[0-9a-f]{64}")
+__all__ = [
+    "DEFAULT_PART_SIZE",
+    "SMALL_FILE_BYTES",
+    "ArtifactStore",
+    "Blob",
+    "GcReport",
+    "validate_digest",
+]
 
 #: Local files up to this size are read in one call and stored without the
 #: writer thread and fsspec calls (see the module docstring).
 SMALL_FILE_BYTES = 1024 * 1024
-
-
-@dataclass(frozen=True, slots=True)
-class Blob:
-    """A stored blob: its ``sha256:<hex>`` digest and its size in bytes."""
-
-    digest: str
-    size: int
-
-
-def validate_digest(digest: str) -> str:
-    """Return ``digest`` unchanged if it is ``"sha256:"`` + 64 lowercase hex chars.
-
-    Raises:
-        InvalidInputError: if it is not a well-formed sha256 digest.
-    """
-    if not isinstance(digest, str) or not _DIGEST_RE.fullmatch(digest):
-        shown = str(digest)[:80]
-        valid = "sha256:<64 lowercase hex>"
-        msg = f"malformed digest {shown!r}: expected {valid}"
-        raise InvalidInputError(msg, field="digest", value=shown, valid=valid)
-    return digest
+#: S3 multipart part size: memory per upload is about ``(max_concurrency + 1)`` parts.
+DEFAULT_PART_SIZE = 16 * 1024 * 1024
 
 
 class ArtifactStore:
@@ -80,30 +78,40 @@ class ArtifactStore:
         (5, True)
     """
 
-    def __init__(self, url: str, *, fsync: bool = False) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        fsync: bool = False,
+        part_size: int = DEFAULT_PART_SIZE,
+        max_concurrency: int = 4,
+        storage_options: Mapping[str, Any] | None = None,
+    ) -> None:
         """Open the store at ``url``; folders are created on first write.
+
+        S3 credentials, region and endpoint come from botocore's usual sources
+        (``AWS_*`` variables, ``~/.aws/config``) or ``storage_options``.
 
         Args:
             url: an fsspec URL or a plain local path.
             fsync: flush local blobs to disk before publishing them (power-loss safety).
+            part_size: S3 multipart part size in bytes (at least 5 MiB).
+            max_concurrency: S3 parts uploaded at once per put.
+            storage_options: extra arguments for the fsspec filesystem.
 
         Raises:
-            InvalidInputError: if the URL is empty or its protocol is unavailable.
+            InvalidInputError: if the URL is empty, its protocol unavailable or an
+                S3 option out of range.
         """
-        try:
-            if not url:
-                raise ValueError("the URL is empty")
-            fs, root = fsspec.core.url_to_fs(url)
-        except (ImportError, ValueError) as exc:
-            valid = "file:///abs/path, a local path, memory://…, s3://… (needs s3fs)"
-            raise InvalidInputError(
-                f"cannot open artifact store {url!r}: {exc}", field="url", valid=valid
-            ) from exc
+        fs, root = open_fs(url, storage_options, part_size, max_concurrency)
         self.url = url
         self._fs: Any = fs
-        self._root: str = str(root).rstrip("/")
+        self._root: str = root
         self._local = isinstance(fs, LocalFileSystem)
         self._fsync = fsync
+        self._s3 = (
+            S3Blobs(fs, self._blob_key, root, part_size, max_concurrency) if is_s3(fs) else None
+        )
 
     def _blob_key(self, digest: str) -> str:
         # Keys are only ever built from validated digests: no traversal possible.
@@ -118,7 +126,25 @@ class ArtifactStore:
         """
         if self._local and len(data) <= SMALL_FILE_BYTES:
             return self._put_small(bytes(data), None)
-        return self._store(io.BytesIO(data), None)
+        return self._put(io.BytesIO(data), len(data), None)
+
+    def put_stream(self, src: IO[bytes], *, progress: Progress | None = None) -> Blob:
+        """Store a binary stream, read once to its end (e.g. an upload request body).
+
+        Memory stays bounded: the stream is never held whole.
+
+        Raises:
+            StorageError: if reading ``src`` or writing the store fails (other
+                exceptions from ``src`` propagate as they are); nothing is stored then.
+        """
+        return self._put(src, None, progress)
+
+    def _put(self, src: IO[bytes], size: int | None, progress: Progress | None) -> Blob:
+        """Store ``src``, seekable with ``size`` bytes if the size is given."""
+        if self._s3 is not None:
+            with storage_errors("write blob", self.url):
+                return Blob(*self._s3.put(src, size, progress))
+        return self._store(src, progress)
 
     def put_file(
         self, path: Path, *, progress: Progress | None = None, known_digest: str | None = None
@@ -142,6 +168,8 @@ class ArtifactStore:
             with suppress(NotFoundError, OSError):
                 size = self.size(known_digest)
                 if Path(path).stat().st_size == size:
+                    if self._local:
+                        freshen(Path(self._blob_key(known_digest)))
                     if progress is not None:
                         progress(size)
                     return Blob(known_digest, size)
@@ -152,13 +180,13 @@ class ArtifactStore:
         except OSError as exc:
             raise InvalidInputError(f"cannot read {path}: {exc}", path=str(path)) from exc
         with src:
-            if self._local:
-                info = os.fstat(src.fileno())
-                if stat.S_ISREG(info.st_mode) and info.st_size <= SMALL_FILE_BYTES:
-                    with storage_errors("read", str(path)):
-                        data = src.read()
-                    return self._put_small(data, progress)
-            return self._store(src, progress)
+            info = os.fstat(src.fileno())
+            regular = stat.S_ISREG(info.st_mode)
+            if self._local and regular and info.st_size <= SMALL_FILE_BYTES:
+                with storage_errors("read", str(path)):
+                    data = src.read()
+                return self._put_small(data, progress)
+            return self._put(src, info.st_size if regular else None, progress)
 
     def _put_small(self, data: bytes, progress: Progress | None) -> Blob:
         """Store bytes in a local store: the short road of the module docstring."""
@@ -166,7 +194,7 @@ class ArtifactStore:
         if progress is not None:
             progress(size)
         final = Path(self._blob_key(digest))
-        if final.exists():
+        if freshen(final):
             return Blob(digest, size)  # dedupe: these bytes are stored already
         tmp = Path(self._root, "tmp", uuid.uuid4().hex)
         with storage_errors("write blob", str(tmp)):
@@ -195,7 +223,7 @@ class ArtifactStore:
 
     def _publish(self, tmp: str, digest: str) -> None:
         final = self._blob_key(digest)
-        if self._fs.exists(final):
+        if freshen(Path(final)) if self._local else self._fs.exists(final):
             self._fs.rm(tmp)  # dedupe: these bytes are stored already
         elif self._local:
             folder = Path(final).parent
@@ -218,6 +246,8 @@ class ArtifactStore:
             StorageError: if the store cannot be queried.
         """
         key = self._blob_key(digest)
+        if self._s3 is not None:
+            return self._s3.exists(key)
         with storage_errors("check blob", key):
             return bool(self._fs.exists(key))
 
@@ -234,6 +264,8 @@ class ArtifactStore:
     def _open_blob(self, digest: str, expected_size: int | None) -> tuple[str, IO[bytes]]:
         key = self._blob_key(digest)
         with storage_errors("open blob", key, digest=digest):
+            if self._s3 is not None:  # one streaming GET, its size checked before reading
+                return key, self._s3.open(key, lambda n: check(digest, key, None, n, expected_size))
             if expected_size is not None:
                 check(digest, key, None, int(self._fs.size(key)), expected_size)
             if self._local:
@@ -322,6 +354,8 @@ class ArtifactStore:
             StorageError: if the store refuses the removal.
         """
         key = self._blob_key(digest)
+        if self._s3 is not None and not self._s3.exists(key):
+            return False  # S3 deletes of absent keys succeed silently
         try:
             with storage_errors("delete blob", key, digest=digest):
                 self._fs.rm(key)
@@ -335,44 +369,52 @@ class ArtifactStore:
         Raises:
             StorageError: if the store cannot be listed.
         """
-        # One listing per prefix folder keeps memory flat on huge stores.
-        for folder in self._ls(f"{self._root}/sha256"):
-            prefix = folder.rstrip("/").rsplit("/", 1)[-1]
-            for name in self._ls(folder):
-                candidate = "sha256:" + prefix + name.rstrip("/").rsplit("/", 1)[-1]
-                if len(prefix) == 2 and _DIGEST_RE.fullmatch(candidate):
-                    yield candidate  # stray files are skipped
-
-    def _ls(self, key: str) -> list[str]:
-        try:
-            return sorted(str(p) for p in self._fs.ls(key, detail=False))
-        except FileNotFoundError:
-            return []
-        except OSError as exc:
-            raise StorageError(f"cannot list {key}: {exc}", path=key) from exc
+        for digest, _ in blob_listing(self._fs, self._root, detail=False):
+            yield digest
 
     def clean_temporaries(self, older_than_seconds: float = 3600) -> int:
-        """Remove temporaries left by crashed writers; return how many were removed.
+        """Remove leftovers of crashed puts (:meth:`collect_garbage` without blobs).
 
-        Only temporaries unmodified for ``older_than_seconds`` go, so puts in progress
-        are safe; files whose age the filesystem cannot tell are kept.
+        Returns:
+            How many temporaries (and, on S3, incomplete uploads) were removed.
+        """
+        report = self.collect_garbage(older_than_s=older_than_seconds)
+        return report.temporaries + report.uploads
+
+    def collect_garbage(
+        self,
+        *,
+        older_than_s: float,
+        referenced: Collection[str] | None = None,
+        dry_run: bool = False,
+    ) -> GcReport:
+        """Remove what interrupted puts left behind and, optionally, unreferenced blobs.
+
+        Only what is unmodified for ``older_than_s`` seconds goes (puts in progress
+        are safe); what the filesystem cannot date is kept. Removed: temporaries in
+        ``tmp/``; on S3, incomplete multipart uploads (dated by their latest part);
+        if ``referenced`` is given, every blob not in it (on S3, only while no put
+        runs: :mod:`charter.artifacts._gc` says why).
+
+        Args:
+            older_than_s: minimum age in seconds (an hour or more is sensible).
+            referenced: every digest any record (manifests, model cards…) still needs;
+                ``None`` leaves blobs alone, an empty set removes them all.
+            dry_run: only report what would be removed.
+
+        Returns:
+            A :class:`GcReport` of what was (or would be) removed.
 
         Raises:
-            InvalidInputError: if ``older_than_seconds`` is negative.
-            StorageError: if the temporary folder cannot be listed or cleaned.
+            InvalidInputError: if ``older_than_s`` is negative.
+            StorageError: if the store cannot be listed or an item cannot be removed.
         """
-        if older_than_seconds < 0:
-            raise InvalidInputError("older_than_seconds must be >= 0", field="older_than_seconds")
-        cutoff = time.time() - older_than_seconds
-        removed = 0
-        for key in self._ls(f"{self._root}/tmp"):  # noqa: S108 (a key inside the store)
-            try:
-                if self._fs.modified(key).timestamp() > cutoff:
-                    continue
-                self._fs.rm(key)
-            except (FileNotFoundError, NotImplementedError):
-                continue  # gone meanwhile, or age unknown: leave it
-            except OSError as exc:
-                raise StorageError(f"cannot remove temporary {key}: {exc}", path=key) from exc
-            removed += 1
-        return removed
+        with storage_errors("collect garbage in", self.url):
+            return collect(
+                self._fs,
+                self._root,
+                self._s3,
+                older_than_s=older_than_s,
+                referenced=referenced,
+                dry_run=dry_run,
+            )

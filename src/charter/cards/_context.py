@@ -22,6 +22,7 @@ from charter.cards._format import (
 )
 from charter.domain.entities import FileRecord, Model, Version
 from charter.domain.folding import ActiveEntry, EffectiveProfile
+from charter.domain.gate import EPS
 from charter.domain.lineage import Lineage
 
 __all__ = ["FOUR_FIFTHS", "CardInput", "build_context"]
@@ -170,7 +171,8 @@ def _bias(card: CardInput) -> list[dict[str, Any]]:
                 "groups": rows,
                 "difference": number(b.get("difference")),
                 "ratio": number(ratio),
-                "fails": ratio < FOUR_FIFTHS,
+                # Same tolerance as the gate, so 0.36/0.45 passes in both.
+                "fails": ratio < FOUR_FIFTHS - EPS,
                 "threshold": number(best * FOUR_FIFTHS),
                 "chart": None,
             }

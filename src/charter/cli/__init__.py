@@ -24,6 +24,7 @@ from charter.cli import (
     profiles,
     server,
     versions,
+    webhooks,
 )
 from charter.cli._common import err_console
 from charter.domain.errors import CharterError
@@ -57,6 +58,7 @@ gates.register_commands(app)
 evaluations.register_commands(app, models.model_app)
 app.add_typer(profiles.app, name="profile")
 app.add_typer(audit.app, name="audit")
+app.add_typer(webhooks.app, name="webhook")
 server.register_commands(app)
 
 

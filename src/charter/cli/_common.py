@@ -22,7 +22,7 @@ from rich.progress import (
 )
 
 from charter.domain.errors import InvalidInputError
-from charter.sdk import open_registry
+from charter.sdk import AnyRegistry, open_registry
 from charter.service import Registry, parse_ref
 from charter.settings import Settings
 
@@ -30,6 +30,7 @@ __all__ = [
     "console",
     "emit_json",
     "err_console",
+    "local_registry",
     "progress_bar",
     "registry",
     "require_version",
@@ -60,9 +61,37 @@ def settings_from(ctx: typer.Context) -> Settings:
 
 
 @contextmanager
-def registry(ctx: typer.Context) -> Iterator[Registry]:
-    """Open the registry the command line points at, and close it afterwards."""
-    reg = open_registry(settings=settings_from(ctx))
+def registry(ctx: typer.Context) -> Iterator[AnyRegistry]:
+    """Open the registry the command line points at, and close it afterwards.
+
+    With ``CHARTER_URL`` (and ``CHARTER_TOKEN``) set, that is the server's registry,
+    unless ``--home`` names a local one.
+    """
+    settings = settings_from(ctx)
+    if ctx.find_root().params.get("home") is not None:
+        settings = settings.model_copy(update={"url": None})
+    reg = open_registry(settings=settings)
+    try:
+        yield reg
+    finally:
+        reg.close()
+
+
+@contextmanager
+def local_registry(ctx: typer.Context) -> Iterator[Registry]:
+    """Like :func:`registry`, for the commands that need the home itself.
+
+    Raises:
+        InvalidInputError: when ``CHARTER_URL`` points at a server.
+    """
+    settings = settings_from(ctx)
+    if settings.url is not None and ctx.find_root().params.get("home") is None:
+        raise InvalidInputError(
+            f"this command works on a registry home, not over CHARTER_URL ({settings.url}): "
+            "run it on the server, or unset CHARTER_URL",
+            field="CHARTER_URL",
+        )
+    reg = Registry(settings)
     try:
         yield reg
     finally:

@@ -1,7 +1,9 @@
-"""Commands for the shared registry: API tokens, monitoring observations, ``serve``."""
+"""Commands for the shared registry: API tokens, monitoring observations, ``serve``,
+and ``gc`` for what interrupted uploads leave behind."""
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Annotated
 
@@ -12,6 +14,7 @@ from charter.cli._common import (
     console,
     emit_json,
     err_console,
+    local_registry,
     registry,
     require_version,
     settings_from,
@@ -151,9 +154,34 @@ def serve(
     uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
 
 
+def gc(
+    ctx: typer.Context,
+    older_than: Annotated[
+        float, typer.Option(help="Only remove what is untouched for this many seconds.")
+    ] = 3600.0,
+    blobs: Annotated[
+        bool, typer.Option("--blobs", help="Also delete blobs no version or card references.")
+    ] = False,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Only say what would go.")] = False,
+    json_out: JsonOpt = False,
+) -> None:
+    """Remove temporary files and aborted uploads left by interrupted puts (admin)."""
+    with local_registry(ctx) as reg:
+        report = reg.gc(older_than_s=older_than, blobs=blobs, dry_run=dry_run)
+    if json_out:
+        emit_json(dataclasses.asdict(report))
+        return
+    verb = "would remove" if report.dry_run else "removed"
+    console.print(
+        f"{verb} {report.temporaries} temporary file(s), {report.uploads} aborted upload(s) "
+        f"and {len(report.blobs)} unreferenced blob(s): {report.freed_bytes:,} bytes"
+    )
+
+
 def register_commands(app: typer.Typer) -> None:
     """Attach the server commands to the root app."""
     app.add_typer(token_app, name="token")
     app.command("observe")(observe)
     app.command("at-risk")(at_risk)
     app.command("serve")(serve)
+    app.command("gc")(gc)

@@ -118,7 +118,12 @@ class _Loader(yaml.SafeLoader):
 
 
 def _load(text: str, *, source: str) -> tuple[Any, yaml.Node | None]:
-    loader = _Loader(text)
+    try:
+        loader = _Loader(text)  # the reader refuses control characters right here
+    except yaml.YAMLError as exc:
+        raise InvalidInputError(
+            f"{source} is not valid YAML: {exc}".splitlines()[0], source=source, field="(document)"
+        ) from None
     try:
         node = loader.get_single_node()
         return (loader.construct_document(node) if node else None), node

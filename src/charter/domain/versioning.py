@@ -107,6 +107,9 @@ def validate_name(name: str, *, field: str = "name") -> str:
     return name
 
 
+MAX_VERSION_CHARS = 128
+
+
 def parse_version(text: str) -> semver.Version:
     """Parse a semantic version (pre-release and build metadata allowed).
 
@@ -114,11 +117,14 @@ def parse_version(text: str) -> semver.Version:
         InvalidInputError: when ``text`` is not a semantic version such as ``1.2.3``.
     """
     try:
+        # The store keeps at most 128 characters (both backends must refuse alike).
+        if len(text) > MAX_VERSION_CHARS:
+            raise ValueError(text)
         return semver.Version.parse(text)
     except (ValueError, TypeError):
         raise InvalidInputError(
             f"invalid version {text!r}: use semantic versioning MAJOR.MINOR.PATCH, "
-            "e.g. 1.4.0, 2.0.0-rc.1 or 1.0.0+build.7",
+            f"e.g. 1.4.0, 2.0.0-rc.1 or 1.0.0+build.7 (at most {MAX_VERSION_CHARS} characters)",
             field="version",
             value=text,
         ) from None

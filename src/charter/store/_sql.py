@@ -12,11 +12,13 @@ prebuilt one run with ``Connection.execute`` 19 µs, the same SQL through
   out, so it is used only for columns the drivers map natively (integers, text,
   bytes).
 - :func:`raw_rows` streams a parameterless bulk read straight from the driver
-  cursor, in batches, for verification.
+  cursor, in batches, for verification (on PostgreSQL through a server-side
+  cursor, so memory stays flat however large the table).
 """
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
@@ -75,6 +77,7 @@ def _bind(
 
 
 _RAW_SQL: dict[tuple[int, str], str] = {}  # (id(statement), dialect+driver) -> SQL
+_CURSOR_NAMES = itertools.count()  # names of PostgreSQL cursors, unique per process
 
 
 def raw_rows(conn: Connection, stmt: Any) -> Iterator[tuple[Any, ...]]:
@@ -94,12 +97,21 @@ def raw_rows(conn: Connection, stmt: Any) -> Iterator[tuple[Any, ...]]:
     if sql is None:
         compiled = stmt.compile(dialect=conn.dialect, compile_kwargs={"literal_binds": True})
         sql = _RAW_SQL[key] = str(compiled)
-    if not conn.in_transaction():
-        conn.begin()
-    cursor = conn.connection.cursor()
+    transaction = conn.get_transaction() or conn.begin()
+    server_side = conn.dialect.name == "postgresql"
+    if server_side:
+        # A named (server-side) cursor: psycopg's ordinary cursor would fetch the
+        # whole result into memory before handing over the first row.
+        cursor = conn.connection.cursor(name=f"charter_rows_{next(_CURSOR_NAMES)}")
+    else:
+        cursor = conn.connection.cursor()
     try:
         cursor.execute(sql)
         while batch := cursor.fetchmany(2000):
             yield from batch
     finally:
-        cursor.close()
+        # A server-side cursor dies with its transaction. Closing it after that (a
+        # generator dropped late) would send CLOSE on a connection that is back in
+        # the pool, perhaps inside someone else's transaction.
+        if not server_side or (not conn.closed and conn.get_transaction() is transaction):
+            cursor.close()

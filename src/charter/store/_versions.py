@@ -25,6 +25,7 @@ from sqlalchemy import (
     null,
     select,
     text,
+    union,
     union_all,
     update,
 )
@@ -228,6 +229,11 @@ class VersionReads:
     def version_refs(self) -> dict[int, str]:
         """Return ``{version id: "name@version"}`` for every version."""
         return {vid: f"{name}@{version}" for vid, name, version in raw_rows(self.conn, _REFS)}
+
+    def referenced_digests(self) -> set[str]:
+        """Every blob digest a record still needs: manifests (drafts too) and model cards."""
+        query = union(select(t.files.c.digest), select(t.cards.c.digest))
+        return {row[0] for row in self.conn.execute(query)}
 
     def files(self, version_id: int) -> list[FileRecord]:
         """Return the manifest rows of a version, sorted by path."""

@@ -3,6 +3,16 @@
 SQLite runs in WAL mode with one writer at a time: write transactions start
 with ``BEGIN IMMEDIATE`` so two processes never both read, then both try to
 upgrade to a write lock (which SQLite resolves by failing one of them).
+
+PostgreSQL gets the same discipline: a write transaction (execution option
+``charter_writer``) first takes a transaction-level advisory lock, so writers
+run one at a time and every read they make, including of the ledger head, sees
+what the previous writer committed (READ COMMITTED takes a fresh snapshot per
+statement). Check-then-insert code (``max(id) + 1``, "does this name exist?")
+is therefore as safe as on SQLite, and the ledger stays linear with any number
+of writer processes. Read transactions (``charter_reader``) run REPEATABLE READ,
+READ ONLY: one snapshot for all their statements, as SQLite's WAL readers have,
+so a verification never sees half of a concurrent write.
 """
 
 from __future__ import annotations
@@ -49,7 +59,7 @@ def create_store_engine(
     if parsed.get_backend_name() == "sqlite":
         return _sqlite_engine(url, synchronous=synchronous, busy_timeout_s=busy_timeout_s)
     if parsed.get_backend_name() == "postgresql":
-        return create_engine(url, pool_pre_ping=True)
+        return _postgres_engine(url)
     raise InvalidInputError(
         f"unsupported database {parsed.get_backend_name()!r}: use sqlite or postgresql",
         field="database_url",
@@ -79,6 +89,24 @@ def _sqlite_engine(url: str, *, synchronous: str, busy_timeout_s: float) -> Engi
     return engine
 
 
+# Key of the advisory lock every PostgreSQL write transaction holds ("charter" in
+# ASCII). Advisory locks belong to one database, so registries in other
+# databases of the same server do not wait for each other.
+WRITER_LOCK_KEY = 0x63686172746572
+
+
+def _postgres_engine(url: str) -> Engine:
+    engine = create_engine(url, pool_pre_ping=True)
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Any) -> None:
+        if conn.get_execution_options().get("charter_writer"):
+            # Held until commit or rollback; waits for the writer before us.
+            conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({WRITER_LOCK_KEY})")
+
+    return engine
+
+
 def _alembic_config(connection: Any) -> Config:
     config = Config()
     config.set_main_option("script_location", str(_MIGRATIONS))
@@ -97,4 +125,7 @@ def pending_migrations(engine: Engine) -> bool:
 def migrate(engine: Engine, *, revision: str = "head") -> None:
     """Upgrade the database schema to ``revision`` (idempotent)."""
     with engine.begin() as conn:
+        if engine.dialect.name == "postgresql":
+            # Two servers starting at once: the second waits, then finds nothing to do.
+            conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({WRITER_LOCK_KEY})")
         command.upgrade(_alembic_config(conn), revision)

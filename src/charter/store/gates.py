@@ -9,6 +9,7 @@ from sqlalchemy import Connection, delete, func, insert, select, update
 
 from charter.domain.stages import Approval, Role, StageMove, User
 from charter.store import schema as t
+from charter.store._audit_rows import AuditRows
 
 __all__ = ["EvaluationRows", "GateRows"]
 
@@ -56,8 +57,12 @@ class EvaluationRows:
         )
 
 
-class GateRows(EvaluationRows):
-    """Gate-related rows; writes happen inside the caller's write transaction."""
+class GateRows(EvaluationRows, AuditRows):
+    """Gate-related rows; writes happen inside the caller's write transaction.
+
+    :class:`AuditRows` rides along here so the read transaction gains verify's
+    whole-table reads without another base in :mod:`charter.store.store`.
+    """
 
     conn: Connection
 
@@ -186,17 +191,26 @@ class GateRows(EvaluationRows):
         refs: dict[int, str] | None = None,
     ) -> list[tuple[int, Approval]]:
         """(version id, approval) pairs, oldest first."""
-        names = refs if refs is not None else self._refs()
-        query = select(t.approvals).order_by(t.approvals.c.id)
+        # Names by join unless the caller (``audit verify``) already holds them all.
+        query = (
+            select(t.approvals, t.models.c.name, t.versions.c.version.label("number"))
+            .outerjoin(t.versions, t.versions.c.id == t.approvals.c.version_id)
+            .outerjoin(t.models, t.models.c.id == t.versions.c.model_id)
+            .order_by(t.approvals.c.id)
+        )
         if version_id is not None:
             query = query.where(t.approvals.c.version_id == version_id)
         if stage is not None:
             query = query.where(t.approvals.c.stage == stage)
-        return [
-            (r.version_id, Approval(r.id, names.get(r.version_id, "?"), r.stage, r.decision,
-                                    r.user, r.role, r.comment, r.profile_digest, r.at))
-            for r in self.conn.execute(query)
-        ]  # fmt: skip
+        out = []
+        for r in self.conn.execute(query):
+            if refs is not None:
+                ref = refs.get(r.version_id, "?")
+            else:
+                ref = f"{r.name}@{r.number}" if r.number is not None else "?"
+            out.append((r.version_id, Approval(r.id, ref, r.stage, r.decision, r.user, r.role,
+                                               r.comment, r.profile_digest, r.at)))  # fmt: skip
+        return out
 
     def _refs(self) -> dict[int, str]:
         rows = self.conn.execute(
@@ -220,14 +234,17 @@ class GateRows(EvaluationRows):
         self, model_id: int | None = None, refs: dict[int, str] | None = None
     ) -> list[dict[str, Any]]:
         """Every current stage pointer (of one model), with model and version names."""
-        names = refs if refs is not None else self._refs()
-        query = select(t.stages, t.models.c.name).join(
-            t.models, t.models.c.id == t.stages.c.model_id
+        # Without ``refs``, names come from a join: reading every version's name to
+        # show a model's two pointers made stage reads grow with the registry.
+        query = select(t.stages, t.models.c.name, t.versions.c.version.label("number"))
+        query = query.join(t.models, t.models.c.id == t.stages.c.model_id).outerjoin(
+            t.versions, t.versions.c.id == t.stages.c.version_id
         )
         if model_id is not None:
             query = query.where(t.stages.c.model_id == model_id)
         return [
-            {"model": r.name, "stage": r.stage, "version": names[r.version_id].split("@")[1],
+            {"model": r.name, "stage": r.stage,
+             "version": (refs[r.version_id].split("@")[1] if refs is not None else r.number),
              "generation": r.generation, "assigned_by": r.assigned_by, "assigned_at": r.assigned_at}
             for r in self.conn.execute(query)
         ]  # fmt: skip

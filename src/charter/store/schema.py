@@ -149,8 +149,10 @@ ledger_nodes = Table(
     Column("hash", LargeBinary(32), nullable=False),
 )
 
-# One row. Writers lock it (SELECT … FOR UPDATE on PostgreSQL; BEGIN IMMEDIATE
-# on SQLite) so the log stays linear whatever the number of writers.
+# One row. Writers are serialised before they read it (BEGIN IMMEDIATE on SQLite,
+# an advisory lock on PostgreSQL: see charter.store.engine), and an append
+# updates it in the same statement that reads it, so the log stays linear
+# whatever the number of writers.
 ledger_head = Table(
     "ledger_head",
     metadata,
@@ -382,6 +384,12 @@ webhook_deliveries = Table(
     UniqueConstraint("webhook_id", "ledger_seq", name="uq_webhook_deliveries_event"),
     Index("ix_webhook_deliveries_due", "status", "next_attempt_at"),
 )
+
+# -- search (0006): keyset-paginated, filtered version listings -------------------------
+Index("ix_versions_model_id", versions.c.model_id, versions.c.id)
+Index("ix_versions_state_id", versions.c.state, versions.c.id)
+Index("ix_versions_model_state_id", versions.c.model_id, versions.c.state, versions.c.id)
+Index("ix_version_tags_key_value", tags.c.key, tags.c.value, tags.c.version_id)
 
 webhook_cursor = Table(
     "webhook_cursor",

@@ -22,9 +22,12 @@ from sqlalchemy.exc import DatabaseError, IntegrityError, OperationalError
 from charter.domain.errors import AlreadyExistsError, StorageError
 from charter.store._ledger import CheckpointRow, LedgerHead, LedgerReads, LedgerWrites
 from charter.store._versions import VersionReads, VersionWrites
+from charter.store.access import AccessRows
 from charter.store.engine import create_store_engine, migrate, pending_migrations
 from charter.store.gates import GateRows
 from charter.store.profiles import CardRows, ProfileReads, ProfileWrites
+from charter.store.search import SearchReads
+from charter.store.webhooks import WebhookRows
 
 __all__ = ["CheckpointRow", "LedgerHead", "ReadTx", "Store", "WriteTx"]
 
@@ -81,8 +84,9 @@ class Store:
     @contextmanager
     def read(self) -> Iterator[ReadTx]:
         """Open a read transaction."""
+        options = {} if self.is_sqlite else _PG_READ
         try:
-            with self.engine.connect() as conn:
+            with self.engine.connect().execution_options(**options) as conn:
                 yield ReadTx(conn)
         except (DatabaseError, OperationalError) as exc:
             raise StorageError(f"database read failed: {_reason(exc)}", url=self.url) from None
@@ -90,7 +94,7 @@ class Store:
     @contextmanager
     def write(self) -> Iterator[WriteTx]:
         """Open a write transaction; everything inside commits or nothing does."""
-        options = {"sqlite_begin": "IMMEDIATE"} if self.is_sqlite else {}
+        options = {"sqlite_begin": "IMMEDIATE"} if self.is_sqlite else {"charter_writer": True}
         try:
             with self.engine.connect().execution_options(**options) as conn, conn.begin():
                 yield WriteTx(conn)
@@ -102,12 +106,25 @@ class Store:
             raise StorageError(f"database write failed: {_reason(exc)}", url=self.url) from None
 
 
+# One snapshot for every statement of a read (see charter.store.engine).
+_PG_READ = {"isolation_level": "REPEATABLE READ", "postgresql_readonly": True}
+
+
 def _reason(exc: Exception) -> str:
     orig = getattr(exc, "orig", None)
     return str(orig or exc).splitlines()[0]
 
 
-class ReadTx(VersionReads, LedgerReads, ProfileReads, CardRows, GateRows):
+class ReadTx(
+    VersionReads,
+    LedgerReads,
+    ProfileReads,
+    CardRows,
+    GateRows,
+    AccessRows,
+    WebhookRows,
+    SearchReads,
+):
     """Queries, inside one transaction."""
 
     def __init__(self, conn: Connection):
