@@ -170,20 +170,27 @@ class CardRows:
         ``refs`` (``{version id: name@version}``) saves a full versions read when the
         caller has it already.
         """
-        if refs is None:
-            query_refs = select(t.versions.c.id, t.models.c.name, t.versions.c.version).join(
-                t.models, t.models.c.id == t.versions.c.model_id
-            )
-            refs = {r.id: f"{r.name}@{r.version}" for r in self.conn.execute(query_refs)}
-        names = refs
-        query = select(t.cards).order_by(t.cards.c.rendered_at)
+        # Without ``refs``, names come by join: one version's cards must not read
+        # every version's name.
+        query = (
+            select(t.cards, t.models.c.name, t.versions.c.version.label("number"))
+            .outerjoin(t.versions, t.versions.c.id == t.cards.c.version_id)
+            .outerjoin(t.models, t.models.c.id == t.versions.c.model_id)
+            .order_by(t.cards.c.rendered_at)
+        )
         if version_id is not None:
             query = query.where(t.cards.c.version_id == version_id)
+
+        def ref(r: Any) -> str:
+            if refs is not None:
+                return refs.get(r.version_id, f"id {r.version_id}")
+            return f"{r.name}@{r.number}" if r.number is not None else f"id {r.version_id}"
+
         return [
             (
                 r.version_id,
                 CardRecord(
-                    ref=names.get(r.version_id, f"id {r.version_id}"),
+                    ref=ref(r),
                     card_id=r.card_id,
                     format=r.format,
                     digest=r.digest,
