@@ -102,9 +102,11 @@ def check_request(
         str(k): check_text(str(v), field=f"param {k}", limit=1000)
         for k, v in (params or {}).items()
     }
-    for value, field in ((run_id, "run_id"), (commit, "commit")):
+    # The store's column widths: both backends must refuse alike (PostgreSQL would
+    # raise a storage error where SQLite silently stored the longer value).
+    for value, field, limit in ((run_id, "run_id", 200), (commit, "commit", 80)):
         if value is not None:
-            check_text(value, field=field, limit=200)
+            check_text(value, field=field, limit=limit)
     if profile is not None and (profile.retracts or profile.evidence):
         raise InvalidInputError(
             "retracts and evidence belong to amendments of published versions", field="profile"

@@ -174,6 +174,8 @@ def test_declared_change_must_match_the_number(registry: Registry, artifact: Pat
             NotFoundError,
         ),
         ({"model": "m", "version": "1.0.1", "tags": {"bad key!": "x"}}, InvalidInputError),
+        ({"model": "m", "version": "1.0.1", "commit": "f" * 81}, InvalidInputError),
+        ({"model": "m", "version": "1.0.1", "run_id": "r" * 201}, InvalidInputError),
     ],
 )
 def test_bad_input_changes_nothing(
