@@ -48,7 +48,8 @@ def main(argv: list[str] | None = None) -> int:
     for what, path in PAGES:
         print(f"  {base}{path:<16} {what}")
     print(f"\nLog in as {info.user} (approver) with this token, valid until {info.expires_at}:")
-    print(f"  {token}\n")
+    # Flushed: when stdout is a pipe the token would otherwise wait behind the server.
+    print(f"  {token}\n", flush=True)
     import uvicorn
 
     from charter.api import create_app
