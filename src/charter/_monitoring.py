@@ -86,12 +86,13 @@ class MonitoringUseCases:
     def at_risk(self: _Host, *, model: str | None = None) -> list[dict[str, Any]]:
         """Versions currently flagged at risk (of one model, or all), with their findings."""
         with self.store.read() as tx:
-            refs = tx.version_refs()
             flags = tx.current_flags()
+            # Only the flagged versions' names: pages call this on every view.
+            refs = {vid: tx.version_ref(vid) for vid, f in flags.items() if f["at_risk"]}
         out = []
-        for vid, flag in sorted(flags.items()):
-            ref = refs.get(vid, "?@?")
-            if flag["at_risk"] and (model is None or ref.split("@")[0] == model):
+        for vid, ref in sorted(refs.items()):
+            flag = flags[vid]
+            if model is None or ref.split("@")[0] == model:
                 out.append({"ref": ref, "since": flag["at"], "by": flag["by"], **flag["document"]})
         return out
 

@@ -90,6 +90,15 @@ class AccessRows:
         rows = self.conn.execute(select(f).where(f.c.id.in_(latest.scalar_subquery())))
         return {r.version_id: _flag(r) for r in rows}
 
+    def version_ref(self, version_id: int) -> str:
+        """``name@version`` of one version (``?@?`` if it is gone)."""
+        row = self.conn.execute(
+            select(t.models.c.name, t.versions.c.version)
+            .join(t.models, t.models.c.id == t.versions.c.model_id)
+            .where(t.versions.c.id == version_id)
+        ).first()
+        return f"{row.name}@{row.version}" if row else "?@?"
+
     def flag_rows(self) -> list[tuple[int, dict[str, Any]]]:
         """Every flag change in order, for ``audit verify``."""
         rows = self.conn.execute(select(t.version_flags).order_by(t.version_flags.c.id))
