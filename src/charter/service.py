@@ -280,12 +280,13 @@ class Registry(
 
     def _check_new_version(self, *, model: str, version: str, parent: str | None) -> Version | None:
         with self.store.read() as tx:
-            if tx.model_id(model) is None:
+            model_id, version_id = tx.ids(model, version)
+            if model_id is None:
                 raise NotFoundError(
                     f"unknown model {model!r}: create it with `charter model create {model}`",
                     model=model,
                 )
-            if tx.version_id(model, version) is not None:
+            if version_id is not None:
                 raise AlreadyExistsError(
                     f"version {model}@{version} already exists: versions are unique within a model",
                     model=model,

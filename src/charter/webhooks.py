@@ -170,6 +170,10 @@ class WebhookDispatcher:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()  # one pass at a time per dispatcher
+        # Set by a pass that found no active subscription and nothing due: until the
+        # next poll, a write cannot have produced work, so notify() need not wake us.
+        self._idle = False
+        self._saw_hooks = False
 
     # -- lifecycle ------------------------------------------------------------
     def start(self) -> None:
@@ -196,8 +200,15 @@ class WebhookDispatcher:
                 self._client = None
 
     def notify(self) -> None:
-        """Wake the thread for a pass now (cheap; call after a write)."""
-        self._wake.set()
+        """Wake the thread for a pass now (cheap; call after a write).
+
+        Ignored while the last pass found no active subscription: with none, a
+        write queues nothing, and waking for it would cost two reads per request.
+        A subscription added meanwhile is seen at the next poll (its first events
+        are queued then, none lost: the fan-out reads from the ledger).
+        """
+        if not self._idle:
+            self._wake.set()
 
     def _loop(self) -> None:
         while not self._stop.is_set():
@@ -216,12 +227,14 @@ class WebhookDispatcher:
         """Queue new events, then make every due attempt; return what was done."""
         with self._lock:
             report = DispatchReport()
+            self._saw_hooks = False
             for _ in range(_MAX_FAN_OUTS):
                 added = self._fan_out()
                 if added is None:
                     break
                 report.queued += added
             due = self._claim()
+            self._idle = not self._saw_hooks and not due
             if due:
                 if self._client is None:
                     # Made on first use: a dispatcher with nothing to send never imports httpx.
@@ -246,6 +259,7 @@ class WebhookDispatcher:
         with self.store.read() as tx:
             size, cursor = tx.ledger_size(), tx.webhook_cursor(CURSOR)
             has_hooks = bool(tx.webhooks(active_only=True))
+        self._saw_hooks = self._saw_hooks or has_hooks
         if not has_hooks or (cursor is not None and cursor >= size):
             return None  # read-only: an idle dispatcher never takes the write lock
         at = format_time(self._now())

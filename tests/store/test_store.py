@@ -22,7 +22,7 @@ from charter.domain.errors import CharterError, HomeError, StorageError
 from charter.sdk import init_registry, open_registry
 from charter.settings import Settings
 from charter.store import Store, schema
-from charter.store.engine import _alembic_config, pending_migrations
+from charter.store.engine import SCHEMA_HEAD, _alembic_config, pending_migrations, schema_head
 
 # -- migrations -----------------------------------------------------------------------
 
@@ -68,6 +68,12 @@ def _snapshot(engine: Engine) -> dict[str, object]:
         "columns": {t: [(c["name"], str(c["type"])) for c in found.get_columns(t)] for t in tables},
         "master": master,
     }
+
+
+def test_the_schema_head_constant_is_alembics_head() -> None:
+    # Opening a current database compares against SCHEMA_HEAD without importing
+    # Alembic; a new migration must move the constant with it.
+    assert SCHEMA_HEAD == _head() == schema_head()
 
 
 def test_a_fresh_database_migrates_to_head(store: Store) -> None:

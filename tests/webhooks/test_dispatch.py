@@ -236,3 +236,20 @@ def test_stop_is_prompt_and_idempotent(registry: Registry) -> None:
     threading.Thread(target=stop, daemon=True).start()
     assert done.wait(5)  # stop wakes the thread from its 30 s wait
     dispatcher.stop()
+
+
+def test_writes_do_not_wake_a_dispatcher_without_subscriptions(
+    registry: Registry, receiver: Receiver, artifact: Path
+) -> None:
+    # Waking costs two reads per write request; with nothing subscribed it is skipped,
+    # and the next poll picks up a subscription added meanwhile, its events included.
+    dispatcher = _dispatcher(registry)
+    assert dispatcher.run_once().queued == 0
+    dispatcher.notify()
+    assert not dispatcher._wake.is_set()
+    registry.add_webhook(url=receiver.url, events=["version.published"])
+    deploy(registry, artifact, version="1.0.0")
+    assert dispatcher.run_once().delivered == 1  # the poll: nothing was lost
+    dispatcher.notify()
+    assert dispatcher._wake.is_set()
+    dispatcher.stop()

@@ -6,11 +6,14 @@ prebuilt one run with ``Connection.execute`` 19 µs, the same SQL through
 ``Connection.exec_driver_sql`` 7.5 µs, and the driver alone 1.6 µs. So:
 
 - :class:`Compiled` compiles a module-level statement once per dialect and runs
-  it with ``exec_driver_sql``: the SQL is still SQLAlchemy's rendering for that
-  dialect (portable), and SQLAlchemy still begins the transaction, fires its
-  events and wraps driver errors. No type processing happens on the way in or
-  out, so it is used only for columns the drivers map natively (integers, text,
-  bytes).
+  it on the driver's cursor of the connection's transaction: the SQL is still
+  SQLAlchemy's rendering for that dialect (portable), the transaction is still
+  begun by SQLAlchemy (with its events: BEGIN IMMEDIATE, the writer lock), and
+  driver errors are wrapped in SQLAlchemy's exception classes as before. No type
+  processing happens on the way in or out, so it is used only for columns the
+  drivers map natively (integers, text, bytes). While anyone listens to cursor
+  executes (a statement counter, a profiler), it goes through
+  ``exec_driver_sql`` instead, so they see every statement.
 - :func:`raw_rows` streams a parameterless bulk read straight from the driver
   cursor, in batches, for verification (on PostgreSQL through a server-side
   cursor, so memory stays flat however large the table).
@@ -19,12 +22,14 @@ prebuilt one run with ``Connection.execute`` 19 µs, the same SQL through
 from __future__ import annotations
 
 import itertools
+from collections import namedtuple
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import Connection, CursorResult
+from sqlalchemy import Connection
+from sqlalchemy.exc import DBAPIError
 
-__all__ = ["Compiled", "raw_rows"]
+__all__ = ["Compiled", "Rows", "raw_rows"]
 
 
 class Compiled:
@@ -57,14 +62,94 @@ class Compiled:
 
     def __call__(
         self, conn: Connection, params: Mapping[str, Any] | Sequence[Mapping[str, Any]] = ()
-    ) -> CursorResult[*tuple[Any, ...]]:
+    ) -> Rows:
         """Run with named ``params`` (a mapping, or a sequence of them for executemany)."""
         sql, order, defaults = self._form(conn.dialect)
+        bound: Any
         if isinstance(params, Mapping):
-            return conn.exec_driver_sql(sql, _bind(params, order, defaults))
-        if not params:
-            return conn.exec_driver_sql(sql, _bind({}, order, defaults))
-        return conn.exec_driver_sql(sql, [_bind(p, order, defaults) for p in params])
+            many, bound = False, _bind(params, order, defaults)
+        elif not params:
+            many, bound = False, _bind({}, order, defaults)
+        else:
+            many, bound = True, [_bind(p, order, defaults) for p in params]
+        if conn.dispatch.before_cursor_execute:
+            return Rows.of(conn.exec_driver_sql(sql, bound))
+        if not conn.in_transaction():
+            conn.begin()  # what SQLAlchemy's autobegin would do, events included
+        cursor = conn.connection.cursor()
+        try:
+            if many:
+                cursor.executemany(sql, bound)
+            else:
+                cursor.execute(sql, bound)
+            return Rows(cursor)
+        except conn.dialect.loaded_dbapi.Error as exc:
+            raise DBAPIError.instance(
+                sql, bound, exc, conn.dialect.loaded_dbapi.Error, dialect=conn.dialect
+            ) from exc
+        finally:
+            cursor.close()
+
+
+class Rows:
+    """The whole result of one :class:`Compiled` run, with the few accessors used.
+
+    Rows are tuples that also answer to their column names (``row.size``), like
+    SQLAlchemy's; every statement run this way is a point query or a bounded list.
+    """
+
+    __slots__ = ("_rows", "lastrowid", "rowcount")
+
+    def __init__(self, cursor: Any) -> None:
+        description = cursor.description
+        rows: list[Any] = []
+        if description is not None:
+            rows = cursor.fetchall()
+            if rows:
+                row_type = _row_type(tuple(d[0] for d in description))
+                rows = [row_type._make(r) for r in rows]
+        self._rows = rows
+        self.rowcount: int = cursor.rowcount
+        self.lastrowid: Any = getattr(cursor, "lastrowid", None)
+
+    @classmethod
+    def of(cls, result: Any) -> Rows:
+        """The same, from a SQLAlchemy result (the path taken while events listen)."""
+        out = cls.__new__(cls)
+        out._rows = list(result) if result.returns_rows else []
+        out.rowcount = result.rowcount
+        out.lastrowid = getattr(result, "lastrowid", None)
+        return out
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(self._rows)
+
+    def all(self) -> list[Any]:
+        return list(self._rows)
+
+    def first(self) -> Any | None:
+        return self._rows[0] if self._rows else None
+
+    def scalar_one(self) -> Any:
+        if len(self._rows) != 1:
+            raise ValueError(f"expected exactly one row, got {len(self._rows)}")
+        return self._rows[0][0]
+
+    def scalar_one_or_none(self) -> Any | None:
+        if len(self._rows) > 1:
+            raise ValueError(f"expected at most one row, got {len(self._rows)}")
+        return self._rows[0][0] if self._rows else None
+
+
+_ROW_TYPES: dict[tuple[str, ...], Any] = {}
+
+
+def _row_type(names: tuple[str, ...]) -> Any:
+    """A named-tuple class for these column names (cached: statements are few)."""
+    found = _ROW_TYPES.get(names)
+    if found is None:
+        found = _ROW_TYPES[names] = namedtuple("Row", names, rename=True)
+    return found
 
 
 def _bind(

@@ -5,13 +5,19 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from sqlalchemy import Connection, delete, func, insert, select, update
+from sqlalchemy import Connection, bindparam, delete, func, insert, select, update
 
 from charter.domain.stages import Approval, Role, StageMove, User
 from charter.store import schema as t
 from charter.store._audit_rows import AuditRows
+from charter.store._sql import Compiled
 
 __all__ = ["EvaluationRows", "GateRows"]
+
+# Read by every registration (does the model run a campaign on new drafts?).
+_MODEL_TARGET = Compiled(
+    select(t.model_targets.c.document).where(t.model_targets.c.model_id == bindparam("model_id"))
+)
 
 
 class EvaluationRows:
@@ -37,9 +43,7 @@ class EvaluationRows:
 
     def model_target(self, model_id: int) -> dict[str, Any] | None:
         """The red-team target document a model declared, or None."""
-        r = self.conn.execute(
-            select(t.model_targets.c.document).where(t.model_targets.c.model_id == model_id)
-        ).first()
+        r = _MODEL_TARGET(self.conn, {"model_id": model_id}).first()
         return json.loads(r.document) if r else None
 
     def set_model_target(

@@ -6,12 +6,13 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Connection, func, insert, select
+from sqlalchemy import Connection, bindparam, func, insert, select
 
 from charter.domain.cards import CardRecord
 from charter.domain.folding import AmendmentRecord, ProfileRecord
 from charter.domain.profile import PREFIXES, SECTIONS
 from charter.store import schema as t
+from charter.store._sql import Compiled
 
 __all__ = ["CardRows", "ProfileReads", "ProfileWrites"]
 
@@ -23,10 +24,7 @@ class ProfileReads:
 
     def profile_records(self, version_id: int) -> list[ProfileRecord]:
         """Every stored entry of a version."""
-        rows = self.conn.execute(
-            select(t.profile_entries).where(t.profile_entries.c.version_id == version_id)
-        )
-        return [_record(r) for r in rows]
+        return [_record(r) for r in _PROFILE_ENTRIES(self.conn, {"vid": version_id})]
 
     def amendment_records(self, version_id: int) -> list[AmendmentRecord]:
         """Every amendment of a version, oldest first."""
@@ -129,6 +127,12 @@ class ProfileWrites(ProfileReads):
                 created_at=amendment.created_at,
             )
         )
+
+
+# Read by every publish (to seal the baseline) and every profile view.
+_PROFILE_ENTRIES = Compiled(
+    select(t.profile_entries).where(t.profile_entries.c.version_id == bindparam("vid"))
+)
 
 
 def _record(r: Any) -> ProfileRecord:
