@@ -14,10 +14,76 @@ from charter.store._sql import Compiled
 
 __all__ = ["EvaluationRows", "GateRows"]
 
-# Read by every registration (does the model run a campaign on new drafts?).
+# Prebuilt statements of the hot paths: every registration reads the model's
+# red-team target; every gate and promotion reads the user, the policy, the
+# version's sign-offs and the stage pointer, then writes a decision and a move.
 _MODEL_TARGET = Compiled(
     select(t.model_targets.c.document).where(t.model_targets.c.model_id == bindparam("model_id"))
 )
+_USER = Compiled(select(t.users).where(t.users.c.name == bindparam("name")))
+_POLICY_FOR = Compiled(
+    select(t.policies.c.digest, t.policies.c.text)
+    .join(t.policy_assignments, t.policy_assignments.c.digest == t.policies.c.digest)
+    .where(t.policy_assignments.c.scope == bindparam("scope"))
+)
+_NEXT_ID = {
+    table.name: Compiled(select(func.coalesce(func.max(table.c.id), 0)))
+    for table in (t.gate_decisions, t.approvals)
+}
+_INSERT_DECISION = Compiled(insert(t.gate_decisions), [c.name for c in t.gate_decisions.c])
+_APPROVALS = (
+    select(t.approvals, t.models.c.name, t.versions.c.version.label("number"))
+    .outerjoin(t.versions, t.versions.c.id == t.approvals.c.version_id)
+    .outerjoin(t.models, t.models.c.id == t.versions.c.model_id)
+    .order_by(t.approvals.c.id)
+)
+_APPROVALS_AT = Compiled(
+    _APPROVALS.where(
+        t.approvals.c.version_id == bindparam("vid"), t.approvals.c.stage == bindparam("stage")
+    )
+)
+_S = t.stages
+_STAGE_POINTER = Compiled(
+    select(_S.c.version_id, _S.c.generation).where(
+        _S.c.model_id == bindparam("mid"), _S.c.stage == bindparam("stage")
+    )
+)
+_INSERT_POINTER = Compiled(insert(_S), [c.name for c in _S.c])
+_MOVE_POINTER = Compiled(
+    update(_S)
+    .where(
+        _S.c.model_id == bindparam("mid"),
+        _S.c.stage == bindparam("stage_name"),
+        _S.c.generation == bindparam("expected"),
+    )
+    .values(
+        version_id=bindparam("vid"), generation=bindparam("next_generation"),
+        assigned_by=bindparam("by"), assigned_at=bindparam("at"),
+    )
+)  # fmt: skip
+_POINTERS = (
+    select(_S, t.models.c.name, t.versions.c.version.label("number"))
+    .join(t.models, t.models.c.id == _S.c.model_id)
+    .outerjoin(t.versions, t.versions.c.id == _S.c.version_id)
+)
+_POINTERS_OF = Compiled(_POINTERS.where(_S.c.model_id == bindparam("mid")))
+_STATUS_OF = Compiled(
+    select(t.version_status).where(t.version_status.c.version_id == bindparam("vid"))
+)
+_H = t.stage_history
+_INSERT_MOVE = Compiled(insert(_H), [c.name for c in _H.c])
+# Version numbers by join: never read every version's name to label a few moves.
+_HISTORY = (
+    select(_H, t.models.c.name, t.versions.c.version.label("number"))
+    .join(t.models, t.models.c.id == _H.c.model_id)
+    .outerjoin(t.versions, t.versions.c.id == _H.c.version_id)
+    .where(_H.c.model_id == bindparam("mid"))
+    .order_by(_H.c.at, _H.c.generation)
+)
+_HISTORY_OF = {
+    False: Compiled(_HISTORY),
+    True: Compiled(_HISTORY.where(_H.c.stage == bindparam("stage"))),
+}
 
 
 class EvaluationRows:
@@ -73,7 +139,7 @@ class GateRows(EvaluationRows, AuditRows):
     # -- users --------------------------------------------------------------
     def get_user(self, name: str) -> User | None:
         """The user called ``name``, or None."""
-        r = self.conn.execute(select(t.users).where(t.users.c.name == name)).first()
+        r = _USER(self.conn, {"name": name}).first()
         return User(r.name, Role(r.role), r.updated_by, r.updated_at) if r else None
 
     def list_users(self) -> list[User]:
@@ -106,11 +172,7 @@ class GateRows(EvaluationRows, AuditRows):
 
     def policy_for(self, scope: str) -> tuple[str, str] | None:
         """(digest, text) of the policy assigned to ``scope``, or None."""
-        r = self.conn.execute(
-            select(t.policies.c.digest, t.policies.c.text)
-            .join(t.policy_assignments, t.policy_assignments.c.digest == t.policies.c.digest)
-            .where(t.policy_assignments.c.scope == scope)
-        ).first()
+        r = _POLICY_FOR(self.conn, {"scope": scope}).first()
         return (r.digest, r.text) if r else None
 
     def policy_assignments(self) -> dict[str, str]:
@@ -125,8 +187,7 @@ class GateRows(EvaluationRows, AuditRows):
     # -- gate decisions -----------------------------------------------------
     def _next_id(self, table: Any) -> int:
         # Writers are serialised on the ledger head, so max + 1 cannot collide.
-        found = self.conn.execute(select(func.coalesce(func.max(table.c.id), 0))).scalar_one()
-        return int(found) + 1
+        return int(_NEXT_ID[table.name](self.conn).scalar_one()) + 1
 
     def next_decision_id(self) -> int:
         """The id the next gate decision gets."""
@@ -150,18 +211,19 @@ class GateRows(EvaluationRows, AuditRows):
         at: str,
     ) -> None:
         """Store one gate decision."""
-        self.conn.execute(
-            insert(t.gate_decisions).values(
-                id=decision_id,
-                version_id=version_id,
-                stage=stage,
-                policy_digest=policy_digest,
-                profile_digest=profile_digest,
-                passed=passed,
-                document=json.dumps(document, sort_keys=True),
-                decided_by=by,
-                decided_at=at,
-            )
+        _INSERT_DECISION(
+            self.conn,
+            {
+                "id": decision_id,
+                "version_id": version_id,
+                "stage": stage,
+                "policy_digest": policy_digest,
+                "profile_digest": profile_digest,
+                "passed": passed,
+                "document": json.dumps(document, sort_keys=True),
+                "decided_by": by,
+                "decided_at": at,
+            },
         )
 
     def decisions(
@@ -196,18 +258,18 @@ class GateRows(EvaluationRows, AuditRows):
     ) -> list[tuple[int, Approval]]:
         """(version id, approval) pairs, oldest first."""
         # Names by join unless the caller (``audit verify``) already holds them all.
-        query = (
-            select(t.approvals, t.models.c.name, t.versions.c.version.label("number"))
-            .outerjoin(t.versions, t.versions.c.id == t.approvals.c.version_id)
-            .outerjoin(t.models, t.models.c.id == t.versions.c.model_id)
-            .order_by(t.approvals.c.id)
-        )
-        if version_id is not None:
-            query = query.where(t.approvals.c.version_id == version_id)
-        if stage is not None:
-            query = query.where(t.approvals.c.stage == stage)
+        rows: Any
+        if version_id is not None and stage is not None:  # every gate's question
+            rows = _APPROVALS_AT(self.conn, {"vid": version_id, "stage": stage})
+        else:
+            query = _APPROVALS
+            if version_id is not None:
+                query = query.where(t.approvals.c.version_id == version_id)
+            if stage is not None:
+                query = query.where(t.approvals.c.stage == stage)
+            rows = self.conn.execute(query)
         out = []
-        for r in self.conn.execute(query):
+        for r in rows:
             if refs is not None:
                 ref = refs.get(r.version_id, "?")
             else:
@@ -216,22 +278,10 @@ class GateRows(EvaluationRows, AuditRows):
                                                r.comment, r.profile_digest, r.at)))  # fmt: skip
         return out
 
-    def _refs(self) -> dict[int, str]:
-        rows = self.conn.execute(
-            select(t.versions.c.id, t.models.c.name, t.versions.c.version).join(
-                t.models, t.models.c.id == t.versions.c.model_id
-            )
-        )
-        return {r.id: f"{r.name}@{r.version}" for r in rows}
-
     # -- stages -------------------------------------------------------------
     def stage_pointer(self, model_id: int, stage: str) -> tuple[int, int] | None:
         """(version id, generation) currently holding ``stage``, or None."""
-        r = self.conn.execute(
-            select(t.stages.c.version_id, t.stages.c.generation).where(
-                t.stages.c.model_id == model_id, t.stages.c.stage == stage
-            )
-        ).first()
+        r = _STAGE_POINTER(self.conn, {"mid": model_id, "stage": stage}).first()
         return (r.version_id, r.generation) if r else None
 
     def stage_pointers(
@@ -240,17 +290,16 @@ class GateRows(EvaluationRows, AuditRows):
         """Every current stage pointer (of one model), with model and version names."""
         # Without ``refs``, names come from a join: reading every version's name to
         # show a model's two pointers made stage reads grow with the registry.
-        query = select(t.stages, t.models.c.name, t.versions.c.version.label("number"))
-        query = query.join(t.models, t.models.c.id == t.stages.c.model_id).outerjoin(
-            t.versions, t.versions.c.id == t.stages.c.version_id
+        rows: Any = (
+            self.conn.execute(_POINTERS)
+            if model_id is None
+            else _POINTERS_OF(self.conn, {"mid": model_id})
         )
-        if model_id is not None:
-            query = query.where(t.stages.c.model_id == model_id)
         return [
             {"model": r.name, "stage": r.stage,
              "version": (refs[r.version_id].split("@")[1] if refs is not None else r.number),
              "generation": r.generation, "assigned_by": r.assigned_by, "assigned_at": r.assigned_at}
-            for r in self.conn.execute(query)
+            for r in rows
         ]  # fmt: skip
 
     def move_stage(
@@ -267,59 +316,40 @@ class GateRows(EvaluationRows, AuditRows):
         if expected_generation == 0:
             if self.stage_pointer(model_id, stage) is not None:
                 return False
-            self.conn.execute(
-                insert(t.stages).values(
-                    model_id=model_id,
-                    stage=stage,
-                    version_id=version_id,
-                    generation=1,
-                    assigned_by=by,
-                    assigned_at=at,
-                )
-            )
+            _INSERT_POINTER(
+                self.conn,
+                {"model_id": model_id, "stage": stage, "version_id": version_id,
+                 "generation": 1, "assigned_by": by, "assigned_at": at},
+            )  # fmt: skip
             return True
-        done = self.conn.execute(
-            update(t.stages)
-            .where(
-                t.stages.c.model_id == model_id,
-                t.stages.c.stage == stage,
-                t.stages.c.generation == expected_generation,
-            )
-            .values(
-                version_id=version_id,
-                generation=expected_generation + 1,
-                assigned_by=by,
-                assigned_at=at,
-            )
-        )
+        done = _MOVE_POINTER(
+            self.conn,
+            {"mid": model_id, "stage_name": stage, "expected": expected_generation,
+             "vid": version_id, "next_generation": expected_generation + 1, "by": by, "at": at},
+        )  # fmt: skip
         return done.rowcount == 1
 
     def insert_stage_move(self, *, model_id: int, version_id: int, move: StageMove) -> None:
         """Append one stage move to the history."""
-        self.conn.execute(
-            insert(t.stage_history).values(
-                model_id=model_id, stage=move.stage, generation=move.generation,
-                version_id=version_id, action=move.action, reason=move.reason,
-                gate_decision_id=move.gate_decision_id,
-                approval_ids=json.dumps(list(move.approval_ids)), by=move.by, at=move.at,
-                ledger_seq=move.ledger_seq,
-            )
+        _INSERT_MOVE(
+            self.conn,
+            {"model_id": model_id, "stage": move.stage, "generation": move.generation,
+             "version_id": version_id, "action": move.action, "reason": move.reason,
+             "gate_decision_id": move.gate_decision_id,
+             "approval_ids": json.dumps(list(move.approval_ids)), "by": move.by, "at": move.at,
+             "ledger_seq": move.ledger_seq},
         )  # fmt: skip
 
     def stage_history(
         self, model_id: int, stage: str | None = None, refs: dict[int, str] | None = None
     ) -> list[StageMove]:
         """Every move of a model's stages (or of one), oldest first."""
-        names = refs if refs is not None else self._refs()
-        model = self.conn.execute(
-            select(t.models.c.name).where(t.models.c.id == model_id)
-        ).scalar_one()
-        query = select(t.stage_history).where(t.stage_history.c.model_id == model_id)
-        if stage is not None:
-            query = query.where(t.stage_history.c.stage == stage)
-        rows = self.conn.execute(query.order_by(t.stage_history.c.at, t.stage_history.c.generation))
+        params = {"mid": model_id, "stage": stage}
+        rows = _HISTORY_OF[stage is not None](self.conn, params)
         return [
-            StageMove(model, r.stage, r.generation, names.get(r.version_id, "?@?").split("@")[1],
+            StageMove(r.name, r.stage, r.generation,
+                      (refs.get(r.version_id, "?@?").split("@")[1] if refs is not None
+                       else r.number if r.number is not None else "?"),
                       r.action, r.reason, r.gate_decision_id, tuple(json.loads(r.approval_ids)),
                       r.by, r.at, r.ledger_seq)
             for r in rows
@@ -333,9 +363,7 @@ class GateRows(EvaluationRows, AuditRows):
 
     def version_status(self, version_id: int) -> tuple[str, str, str, str] | None:
         """(status, reason, by, at) when the version was deprecated or archived."""
-        r = self.conn.execute(
-            select(t.version_status).where(t.version_status.c.version_id == version_id)
-        ).first()
+        r = _STATUS_OF(self.conn, {"vid": version_id}).first()
         return (r.status, r.reason, r.by, r.at) if r else None
 
     def set_version_status(

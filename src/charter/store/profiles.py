@@ -29,18 +29,9 @@ class ProfileReads:
     def amendment_records(self, version_id: int) -> list[AmendmentRecord]:
         """Every amendment of a version, oldest first."""
         entries: dict[str, list[str]] = {}
-        for r in self.conn.execute(
-            select(t.profile_entries.c.amendment_id, t.profile_entries.c.entry_id).where(
-                t.profile_entries.c.version_id == version_id,
-                t.profile_entries.c.amendment_id.is_not(None),
-            )
-        ):
+        for r in _AMENDED_ENTRIES(self.conn, {"vid": version_id}):
             entries.setdefault(r.amendment_id, []).append(r.entry_id)
-        rows = self.conn.execute(
-            select(t.amendments)
-            .where(t.amendments.c.version_id == version_id)
-            .order_by(t.amendments.c.created_at)
-        )
+        rows = _AMENDMENTS(self.conn, {"vid": version_id})
         return [_amendment(r, entries.get(r.amendment_id, [])) for r in rows]
 
     def section_counts(self, version_id: int) -> dict[str, int]:
@@ -129,10 +120,28 @@ class ProfileWrites(ProfileReads):
         )
 
 
-# Read by every publish (to seal the baseline) and every profile view.
+# Read by every publish (to seal the baseline), every profile view and every gate.
 _PROFILE_ENTRIES = Compiled(
     select(t.profile_entries).where(t.profile_entries.c.version_id == bindparam("vid"))
 )
+_AMENDED_ENTRIES = Compiled(
+    select(t.profile_entries.c.amendment_id, t.profile_entries.c.entry_id).where(
+        t.profile_entries.c.version_id == bindparam("vid"),
+        t.profile_entries.c.amendment_id.is_not(None),
+    )
+)
+_AMENDMENTS = Compiled(
+    select(t.amendments)
+    .where(t.amendments.c.version_id == bindparam("vid"))
+    .order_by(t.amendments.c.created_at)
+)
+_CARDS = (
+    select(t.cards, t.models.c.name, t.versions.c.version.label("number"))
+    .outerjoin(t.versions, t.versions.c.id == t.cards.c.version_id)
+    .outerjoin(t.models, t.models.c.id == t.versions.c.model_id)
+    .order_by(t.cards.c.rendered_at)
+)
+_CARDS_OF = Compiled(_CARDS.where(t.cards.c.version_id == bindparam("vid")))
 
 
 def _record(r: Any) -> ProfileRecord:
@@ -176,14 +185,11 @@ class CardRows:
         """
         # Without ``refs``, names come by join: one version's cards must not read
         # every version's name.
-        query = (
-            select(t.cards, t.models.c.name, t.versions.c.version.label("number"))
-            .outerjoin(t.versions, t.versions.c.id == t.cards.c.version_id)
-            .outerjoin(t.models, t.models.c.id == t.versions.c.model_id)
-            .order_by(t.cards.c.rendered_at)
+        rows: Any = (
+            self.conn.execute(_CARDS)
+            if version_id is None
+            else _CARDS_OF(self.conn, {"vid": version_id})
         )
-        if version_id is not None:
-            query = query.where(t.cards.c.version_id == version_id)
 
         def ref(r: Any) -> str:
             if refs is not None:
@@ -204,7 +210,7 @@ class CardRows:
                     rendered_at=r.rendered_at,
                 ),
             )
-            for r in self.conn.execute(query)
+            for r in rows
         ]
 
     def insert_card(self, version_id: int, card: CardRecord) -> None:
