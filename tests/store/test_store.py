@@ -293,3 +293,20 @@ def test_an_unreadable_home_is_a_clear_error(
         assert err.startswith("error:")
     finally:
         (home / "registry.db").chmod(0o644)
+
+
+def test_a_writer_that_waits_past_the_busy_timeout_gets_a_storage_error(tmp_path: Path) -> None:
+    # BEGIN IMMEDIATE runs on the driver (not through SQLAlchemy): its "database is
+    # locked" must still arrive as the store's StorageError, with nothing written.
+    url = f"sqlite:///{tmp_path / 'store.db'}"
+    holder = Store(url)
+    holder.migrate()
+    waiter = Store(url, busy_timeout_s=0.05)
+    with holder.write() as tx:
+        tx.init_ledger("test/origin", checkpoint_every=100)
+        with pytest.raises(StorageError, match="locked"), waiter.write() as blocked:
+            blocked.init_ledger("other/origin", checkpoint_every=7)
+    with waiter.read() as tx:
+        assert tx.ledger_origin() == "test/origin"
+    holder.close()
+    waiter.close()

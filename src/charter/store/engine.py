@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Engine, create_engine, event, inspect
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError
+from sqlalchemy.exc import ArgumentError, DBAPIError
 
 from charter.domain.errors import InvalidInputError
 
@@ -69,6 +69,9 @@ def create_store_engine(
     )
 
 
+_BEGIN = {mode: f"BEGIN {mode}" for mode in ("DEFERRED", "IMMEDIATE", "EXCLUSIVE")}
+
+
 def _sqlite_engine(url: str, *, synchronous: str, busy_timeout_s: float) -> Engine:
     engine = create_engine(url, connect_args={"timeout": busy_timeout_s})
 
@@ -86,8 +89,14 @@ def _sqlite_engine(url: str, *, synchronous: str, busy_timeout_s: float) -> Engi
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Any) -> None:
-        mode = conn.get_execution_options().get("sqlite_begin", "DEFERRED")
-        conn.exec_driver_sql(f"BEGIN {mode}")
+        sql = _BEGIN[conn.get_execution_options().get("sqlite_begin", "DEFERRED")]
+        if conn.dispatch.before_cursor_execute:  # a statement counter sees BEGIN too
+            conn.exec_driver_sql(sql)
+            return
+        try:  # on the driver: SQLAlchemy's execution costs more than BEGIN itself
+            conn.connection.dbapi_connection.execute(sql)
+        except sqlite3.Error as exc:  # wrapped as SQLAlchemy would (the store catches those)
+            raise DBAPIError.instance(sql, (), exc, sqlite3.Error, dialect=conn.dialect) from exc
 
     return engine
 
