@@ -85,6 +85,8 @@ def _sqlite_engine(url: str, *, synchronous: str, busy_timeout_s: float) -> Engi
         # power loss may roll back the last commits. FULL survives that too.
         cursor.execute(f"PRAGMA synchronous={synchronous}")
         cursor.execute("PRAGMA foreign_keys=ON")
+        # Checkpoints run in the store's WalCheckpointer thread, not inside commits.
+        cursor.execute("PRAGMA wal_autocheckpoint=0")
         cursor.close()
 
     @event.listens_for(engine, "begin")

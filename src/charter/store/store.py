@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import DatabaseError, IntegrityError, OperationalError
@@ -22,6 +23,7 @@ from sqlalchemy.exc import DatabaseError, IntegrityError, OperationalError
 from charter.domain.errors import AlreadyExistsError, StorageError
 from charter.store._ledger import CheckpointRow, LedgerHead, LedgerReads, LedgerWrites
 from charter.store._versions import VersionReads, VersionWrites
+from charter.store._wal import WalCheckpointer
 from charter.store.access import AccessRows
 from charter.store.engine import create_store_engine, migrate, pending_migrations
 from charter.store.gates import GateRows
@@ -49,6 +51,10 @@ class Store:
             url, synchronous=synchronous, busy_timeout_s=busy_timeout_s
         )
         self.is_sqlite = self.engine.dialect.name == "sqlite"
+        database = self.engine.url.database if self.is_sqlite else None
+        self._checkpointer = (
+            WalCheckpointer(Path(database)) if database and database != ":memory:" else None
+        )
 
     def migrate(self) -> None:
         """Bring the schema to the newest revision.
@@ -78,7 +84,9 @@ class Store:
             ) from None
 
     def close(self) -> None:
-        """Release pooled connections."""
+        """Release pooled connections (and stop the WAL checkpoint thread)."""
+        if self._checkpointer is not None:
+            self._checkpointer.stop()
         self.engine.dispose()
 
     @contextmanager
@@ -95,6 +103,8 @@ class Store:
     def write(self) -> Iterator[WriteTx]:
         """Open a write transaction; everything inside commits or nothing does."""
         options = {"sqlite_begin": "IMMEDIATE"} if self.is_sqlite else {"charter_writer": True}
+        if self._checkpointer is not None:
+            self._checkpointer.start()  # a process that only reads never needs it
         try:
             with self.engine.connect().execution_options(**options) as conn, conn.begin():
                 yield WriteTx(conn)
