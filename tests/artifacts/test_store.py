@@ -136,6 +136,24 @@ def test_put_stream_reads_once_and_round_trips(store: ArtifactStore, size: int) 
     assert store.put_stream(io.BytesIO(data)) == blob  # dedupe
 
 
+@pytest.mark.parametrize("size", [100, 9 * MiB + 1])
+def test_put_stream_checks_the_expected_digest_before_publishing(
+    store: ArtifactStore, size: int
+) -> None:
+    # An upload names its digest; the store's one hashing pass checks it.
+    data = os.urandom(size)
+    claimed = digest_of(b"something else")
+    with pytest.raises(IntegrityError, match="nothing was stored") as caught:
+        store.put_stream(io.BytesIO(data), expected_digest=claimed)
+    assert caught.value.details["actual"] == digest_of(data)
+    assert not store.exists(claimed)
+    if store.is_local:  # the temporary went too (S3's stray blob is gc's: see the store)
+        assert not store.exists(digest_of(data))
+        assert not any((Path(store.url.removeprefix("file://")) / "tmp").glob("*"))
+    ok = store.put_stream(io.BytesIO(data), expected_digest=digest_of(data))
+    assert ok == store_module.Blob(digest_of(data), size)
+
+
 def test_empty_file_round_trips(store: ArtifactStore, tmp_path: Path) -> None:
     empty = tmp_path / "empty"
     empty.touch()

@@ -9,9 +9,11 @@ A range cannot be verified on its own: clients verify what they assemble
 against the ETag (:class:`charter.client.RemoteRegistry` does).
 
 Uploads go through :meth:`ArtifactStore.put_stream` from a worker thread that
-pulls the request body from the event loop in chunks of about 1 MiB; the bytes
-are hashed on the way and, when they do not match the digest in the URL, the
-reader fails before the store publishes anything.
+pulls the request body from the event loop in chunks of about 1 MiB. The bytes
+are hashed once: by a local store in its copy (it checks the digest in the URL
+before publishing), or, for S3, by the reader, which fails at the end of the body
+before the multipart upload completes. Either way nothing is published when the
+bytes do not match.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from fastapi.responses import Response, StreamingResponse
 from starlette.requests import ClientDisconnect
 
 from charter.artifacts import ArtifactStore, Blob
-from charter.domain.errors import InvalidInputError
+from charter.domain.errors import IntegrityError, InvalidInputError
 
 __all__ = ["UploadReader", "blob_response", "receive_blob"]
 
@@ -43,11 +45,14 @@ class UploadReader:
     chunks; at the end of the body the digest and size are checked.
     """
 
-    def __init__(self, request: Request, *, digest: str, length: int | None) -> None:
+    def __init__(
+        self, request: Request, *, digest: str, length: int | None, verify: bool = True
+    ) -> None:
         self._chunks = request.stream().__aiter__()
         self._digest = digest
         self._length = length
-        self._hasher = hashlib.sha256()
+        # Off when the store hashes the same bytes itself: one sha256 pass, not two.
+        self._hasher = hashlib.sha256() if verify else None
         self._size = 0
         self._buffer = memoryview(b"")
         self._done = False
@@ -70,16 +75,19 @@ class UploadReader:
             self._done = True
             self._check()
             return
-        self._hasher.update(data)
+        if self._hasher is not None:
+            self._hasher.update(data)
         self._size += len(data)
         self._buffer = memoryview(data)
 
     def _check(self) -> None:
-        actual = "sha256:" + self._hasher.hexdigest()
         if self._length is not None and self._size != self._length:
             raise InvalidInputError(
                 f"the upload ended after {self._size} of {self._length} bytes", field="body"
             )
+        if self._hasher is None:
+            return
+        actual = "sha256:" + self._hasher.hexdigest()
         if actual != self._digest:
             raise InvalidInputError(
                 f"the uploaded bytes hash to {actual}, not to {self._digest} named in the URL: "
@@ -120,11 +128,22 @@ async def receive_blob(request: Request, store: ArtifactStore, digest: str) -> B
     """
     length_header = request.headers.get("content-length")
     length = int(length_header) if length_header and length_header.isdigit() else None
-    reader = UploadReader(request, digest=digest, length=length)
+    local = store.is_local
+    reader = UploadReader(request, digest=digest, length=length, verify=not local)
+    expected = digest if local else None
     try:
-        return await anyio.to_thread.run_sync(lambda: store.put_stream(reader))  # type: ignore[arg-type]
+        return await anyio.to_thread.run_sync(
+            lambda: store.put_stream(reader, expected_digest=expected)  # type: ignore[arg-type]
+        )
     except ClientDisconnect:
         raise InvalidInputError("the client went away during the upload", field="body") from None
+    except IntegrityError as exc:
+        raise InvalidInputError(
+            f"the uploaded bytes hash to {exc.details['actual']}, not to {digest} named in the "
+            "URL: nothing was stored",
+            field="digest",
+            actual=exc.details["actual"],
+        ) from None
 
 
 def _parse_range(header: str | None, size: int) -> tuple[int, int] | bool | None:

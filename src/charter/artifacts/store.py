@@ -128,23 +128,51 @@ class ArtifactStore:
             return self._put_small(bytes(data), None)
         return self._put(io.BytesIO(data), len(data), None)
 
-    def put_stream(self, src: IO[bytes], *, progress: Progress | None = None) -> Blob:
+    @property
+    def is_local(self) -> bool:
+        """True for a store on the local filesystem (blobs are plain files)."""
+        return self._local
+
+    def put_stream(
+        self,
+        src: IO[bytes],
+        *,
+        progress: Progress | None = None,
+        expected_digest: str | None = None,
+    ) -> Blob:
         """Store a binary stream, read once to its end (e.g. an upload request body).
 
         Memory stays bounded: the stream is never held whole.
 
+        Args:
+            src: the stream.
+            progress: called with byte increments.
+            expected_digest: the digest the bytes must have (an upload names it).
+                Checked in the store's own hashing pass, before anything is published.
+
         Raises:
+            IntegrityError: the bytes do not hash to ``expected_digest``; nothing stored.
             StorageError: if reading ``src`` or writing the store fails (other
                 exceptions from ``src`` propagate as they are); nothing is stored then.
         """
-        return self._put(src, None, progress)
+        return self._put(src, None, progress, expected_digest)
 
-    def _put(self, src: IO[bytes], size: int | None, progress: Progress | None) -> Blob:
+    def _put(
+        self,
+        src: IO[bytes],
+        size: int | None,
+        progress: Progress | None,
+        expected: str | None = None,
+    ) -> Blob:
         """Store ``src``, seekable with ``size`` bytes if the size is given."""
         if self._s3 is not None:
             with storage_errors("write blob", self.url):
-                return Blob(*self._s3.put(src, size, progress))
-        return self._store(src, progress)
+                blob = Blob(*self._s3.put(src, size, progress))
+            if expected is not None and blob.digest != expected:
+                # Stored under the digest of its real bytes, a blob nothing names yet.
+                raise _mismatch(blob.digest, expected)
+            return blob
+        return self._store(src, progress, expected)
 
     def put_file(
         self, path: Path, *, progress: Progress | None = None, known_digest: str | None = None
@@ -201,7 +229,7 @@ class ArtifactStore:
             write_local(tmp, final, data, fsync=self._fsync)
         return Blob(digest, size)
 
-    def _store(self, src: IO[bytes], progress: Progress | None) -> Blob:
+    def _store(self, src: IO[bytes], progress: Progress | None, expected: str | None) -> Blob:
         tmp_dir = f"{self._root}/tmp"  # noqa: S108 (a key inside the store, not /tmp)
         tmp = f"{tmp_dir}/{uuid.uuid4().hex}"
         try:
@@ -214,6 +242,9 @@ class ArtifactStore:
                     if self._local and self._fsync:
                         sink.flush()
                         os.fsync(sink.fileno())
+            if expected is not None and digest != expected:
+                raise _mismatch(digest, expected)
+            with storage_errors("write blob", tmp):
                 self._publish(tmp, digest)
         except BaseException:
             with suppress(OSError):
@@ -418,3 +449,11 @@ class ArtifactStore:
                 referenced=referenced,
                 dry_run=dry_run,
             )
+
+
+def _mismatch(actual: str, expected: str) -> IntegrityError:
+    return IntegrityError(
+        f"the bytes hash to {actual}, not to {expected}: nothing was stored under {expected}",
+        digest=expected,
+        actual=actual,
+    )
