@@ -135,9 +135,11 @@ class ProfileUseCases:
             raise InvalidInputError("an amendment needs a reason (--reason TEXT)", field="reason")
         if not document.entries() and not document.retracts:
             raise InvalidInputError("the amendment adds and retracts nothing", field="profile")
-        at = now()
         with self.store.write() as tx:
             tx.lock_ledger()
+            # Timed under the writer lock: amendments are folded in time order,
+            # which must be the order they were numbered and committed in.
+            at = now()
             vid = tx.version_id(model, version)
             if vid is None:
                 raise NotFoundError(f"unknown version {current.ref}")
@@ -198,9 +200,9 @@ class ProfileUseCases:
 
 
 def _add_entries(host: _Host, current: Version, document: ProfileDocument) -> list[dict[str, Any]]:
-    at = now()
     with host.store.write() as tx:
         tx.lock_ledger()
+        at = now()  # under the lock, as in ``amend_profile``
         vid = tx.version_id(current.model, current.version)
         if vid is None:
             raise NotFoundError(f"unknown version {current.ref}")

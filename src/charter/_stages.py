@@ -13,16 +13,19 @@ from __future__ import annotations
 from typing import Any
 
 from charter._gates import _Host, _ids, _is_approvals_rule, _require
+from charter.domain.canonical import loads
 from charter.domain.entities import Version, VersionState
 from charter.domain.errors import (
     ConflictError,
     GateRefusedError,
     ImmutableError,
     InvalidInputError,
+    LedgerError,
     NotFoundError,
 )
 from charter.domain.stages import Role, StageMove, validate_stage
 from charter.journal import now
+from charter.store import WriteTx
 
 __all__ = ["StageUseCases"]
 
@@ -179,6 +182,49 @@ def _check_promotable(host: _Host, v: Version) -> None:
         raise ImmutableError(f"{v.ref} is {status[0]} ({status[1]}) and can never be promoted")
 
 
+def _still_valid(
+    tx: WriteTx, v: Version, *, vid: int, stage: str, decision_id: int | None, gated: bool
+) -> None:
+    """Re-check, under the writer lock, what the move was decided on.
+
+    ``promote`` and ``rollback`` check the version's status and gate it in earlier
+    transactions; a deprecation, amendment, sign-off or policy change committed
+    in between would otherwise let the move rest on facts no longer true (a
+    deprecated version entering a stage; a version entering on evidence its gate
+    never judged, the ledger showing the change before the move).
+
+    Raises:
+        ImmutableError: the version was deprecated or archived meanwhile.
+        ConflictError: for a gated promotion, something the gate read was
+            recorded after its decision (other gate decisions aside).
+        LedgerError: the decision has no ledger entry.
+    """
+    status = tx.version_status(vid)
+    if status is not None:
+        raise ImmutableError(f"{v.ref} is {status[0]} ({status[1]}) and can never be promoted")
+    if not gated or decision_id is None:
+        return
+    about = tx.entries_for(f"version:{v.ref}")
+    decided = next(
+        (r.seq for r in reversed(about)
+         if r.type == "gate.decided" and loads(r.body)["data"]["id"] == decision_id),
+        None,
+    )  # fmt: skip
+    if decided is None:  # written with the decision, in its transaction
+        raise LedgerError(f"gate decision {decision_id} of {v.ref} has no ledger entry")
+    policies = tx.entries_for("policy:*") + tx.entries_for(f"policy:{v.model}")
+    since = sorted(
+        {r.type for r in [*about, *policies] if r.seq > decided and r.type != "gate.decided"}
+    )
+    if since:
+        raise ConflictError(
+            f"{v.ref} changed while it was being promoted to {stage} ({', '.join(since)} "
+            "after its gate decision): gate it again",
+            stage=stage,
+            changed=since,
+        )
+
+
 def _previous_holder(history: list[StageMove], current: str) -> str | None:
     for move in reversed(history):
         if move.version != current:
@@ -202,12 +248,15 @@ def _move(
     generation = expected[1] if expected else 0
     at = now()
     with host.store.write() as tx:
+        _still_valid(tx, v, vid=vid, stage=stage, decision_id=decision_id,
+                     gated=action == "promote")  # fmt: skip
         if not tx.move_stage(model_id=mid, stage=stage, version_id=vid,
                              expected_generation=generation, by=host.user, at=at):  # fmt: skip
             raise ConflictError(
                 f"{stage} of {v.model} moved while {v.ref} was being promoted: "
                 "look at `charter stage history` and try again",
                 stage=stage,
+                expected_generation=generation,  # the generation it read, another won
             )
         draft = StageMove(v.model, stage, generation + 1, v.version, action, reason, decision_id,
                           approvals, host.user, at, 0)  # fmt: skip
