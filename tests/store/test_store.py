@@ -15,11 +15,13 @@ import pytest
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, inspect
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
 from _postgres import raw_database
 from charter.cli import main
-from charter.domain.errors import CharterError, HomeError, StorageError
+from charter.domain.errors import CharterError, HomeError, ImmutableError, StorageError
 from charter.sdk import init_registry, open_registry
+from charter.service import Registry
 from charter.settings import Settings
 from charter.store import Store, schema
 from charter.store.engine import SCHEMA_HEAD, _alembic_config, pending_migrations, schema_head
@@ -310,3 +312,29 @@ def test_a_writer_that_waits_past_the_busy_timeout_gets_a_storage_error(tmp_path
         assert tx.ledger_origin() == "test/origin"
     holder.close()
     waiter.close()
+
+
+def test_a_write_meeting_an_immutability_trigger_is_refused_as_immutable(
+    registry: Registry, artifact: Path
+) -> None:
+    # E.g. draft entries racing a publish: the trigger refuses, the user hears why.
+    registry.create_model(name="m")
+    registry.register(model="m", path=artifact, version="1.0.0")
+    registry.publish(model="m", version="1.0.0")
+    with pytest.raises(ImmutableError, match="immutable"), registry.store.write() as tx:
+        tx.conn.exec_driver_sql("UPDATE versions SET run_id = 'changed'")
+    assert registry.get_version(model="m", version="1.0.0").run_id is None
+
+
+def test_no_free_connection_is_a_storage_error_saying_busy(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = Store(f"sqlite:///{tmp_path / 'store.db'}")
+
+    def exhausted() -> None:
+        raise PoolTimeoutError("QueuePool limit reached")
+
+    monkeypatch.setattr(store.engine, "connect", exhausted)
+    for open_tx in (store.read, store.write):
+        with pytest.raises(StorageError, match="busy"), open_tx():
+            pass

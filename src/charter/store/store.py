@@ -19,8 +19,9 @@ from pathlib import Path
 
 from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import DatabaseError, IntegrityError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
-from charter.domain.errors import AlreadyExistsError, StorageError
+from charter.domain.errors import AlreadyExistsError, ImmutableError, StorageError
 from charter.store._ledger import CheckpointRow, LedgerHead, LedgerReads, LedgerWrites
 from charter.store._versions import VersionReads, VersionWrites
 from charter.store._wal import WalCheckpointer
@@ -98,6 +99,8 @@ class Store:
                 yield ReadTx(conn)
         except (DatabaseError, OperationalError) as exc:
             raise StorageError(f"database read failed: {_reason(exc)}", url=self.url) from None
+        except PoolTimeoutError:
+            raise _busy(self.url) from None
 
     @contextmanager
     def write(self) -> Iterator[WriteTx]:
@@ -108,16 +111,33 @@ class Store:
         try:
             with self.engine.connect().execution_options(**options) as conn, conn.begin():
                 yield WriteTx(conn)
-        except IntegrityError as exc:
-            raise AlreadyExistsError(
-                f"a concurrent change created the same record: {_reason(exc)}"
-            ) from None
-        except (DatabaseError, OperationalError) as exc:
-            raise StorageError(f"database write failed: {_reason(exc)}", url=self.url) from None
+        except (DatabaseError, OperationalError) as exc:  # IntegrityError included
+            reason = _reason(exc)
+            if any(phrase in reason for phrase in _GUARD_PHRASES):
+                # A write that raced a publish (or sealing) met the database's own guard.
+                raise ImmutableError(f"refused by the database: {reason}") from None
+            if isinstance(exc, IntegrityError):
+                raise AlreadyExistsError(
+                    f"a concurrent change created the same record: {reason}"
+                ) from None
+            raise StorageError(f"database write failed: {reason}", url=self.url) from None
+        except PoolTimeoutError:
+            raise _busy(self.url) from None
 
 
 # One snapshot for every statement of a read (see charter.store.engine).
 _PG_READ = {"isolation_level": "REPEATABLE READ", "postgresql_readonly": True}
+
+
+# Words of the append-only / immutability triggers (migrations 0001-0005).
+_GUARD_PHRASES = ("immutable", "append-only", "sealed", "never edited", "are permanent")
+
+
+def _busy(url: str) -> StorageError:
+    return StorageError(
+        "the database is busy: no connection came free within the pool's timeout; retry",
+        url=url,
+    )
 
 
 def _reason(exc: Exception) -> str:
