@@ -97,6 +97,12 @@ class _Campaigner(Protocol):
 
     def list_versions(self, *, model: str) -> list[Version]: ...
 
+    def evaluation_runs(self, *, model: str, version: str) -> list[dict[str, Any]]: ...
+
+    def profile(
+        self, *, model: str, version: str, as_of: str | None = None, baseline: bool = False
+    ) -> EffectiveProfile: ...
+
     def stages(self, *, model: str | None = None) -> list[dict[str, Any]]: ...
 
     def model_target(self, *, model: str) -> dict[str, Any] | None: ...
@@ -317,9 +323,19 @@ class EvaluationUseCases:
         max_probes: int | None = None,
         reason: str = "red-team sweep",
         progress: ProgressFn | None = None,
+        guard: bool | None = None,
     ) -> list[dict[str, Any]]:
         """Re-run campaigns against every version in ``stage`` (or every published version
-        of ``model``) and amend their living profiles. Returns the recorded runs."""
+        of ``model``) and amend their living profiles.
+
+        Args:
+            guard: apply each version's constraints through :func:`charter.guard`;
+                None (default): as the version's last campaign did, or, never
+                red-teamed, whenever its profile declares constraints.
+
+        Returns:
+            The recorded runs (``config.guard`` says how each ran).
+        """
         if stage is None and model is None:
             raise InvalidInputError("give --stage or --model", field="stage")
         if stage is not None:
@@ -339,8 +355,25 @@ class EvaluationUseCases:
                     version=number,
                     packs=packs,
                     max_probes=max_probes,
+                    guard=_guard_as_before(self, name, number) if guard is None else guard,
                     reason=reason,
                     progress=progress,
                 )
             )
         return runs
+
+
+def _guard_as_before(host: _Campaigner, model: str, version: str) -> bool:
+    """Whether a sweep guards ``model@version``: as its last campaign, else if it has guardrails.
+
+    A sweep amends the profile a version was judged on; results of the bare model
+    amended into a guarded version's profile would describe a system nobody deploys,
+    and fail its gate on leaks its guardrails stop.
+    """
+    campaigns = [
+        r for r in host.evaluation_runs(model=model, version=version)
+        if r.get("evaluator") == "redteam"
+    ]  # fmt: skip
+    if campaigns:
+        return bool((campaigns[-1].get("config") or {}).get("guard"))
+    return bool(host.profile(model=model, version=version).section("constraints"))

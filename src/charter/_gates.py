@@ -20,7 +20,13 @@ from charter.domain.errors import (
     NotFoundError,
 )
 from charter.domain.folding import EffectiveProfile
-from charter.domain.gate import ApprovalFact, GateDecision, GateFacts, evaluate_gate
+from charter.domain.gate import (
+    ApprovalFact,
+    GateDecision,
+    GateFacts,
+    evaluate_gate,
+    replaced_version,
+)
 from charter.domain.policy import (
     DEFAULT_POLICY,
     Policy,
@@ -217,6 +223,12 @@ class GateUseCases:
             ]
             against = rules_for(policy, stage=stage, risk_tier=m.risk_tier).reference_stage
             pointer = tx.stage_pointer(mid, against) if against else None
+            incumbent = pointer is not None and pointer[0] == vid
+            if incumbent:  # never compared with itself: with the version it replaced there
+                moves = [(s.version, s.action) for s in tx.stage_history(mid, against)]
+                replaced = replaced_version(moves, version)
+                ref_id = tx.version_id(model, replaced) if replaced else None
+                pointer = (ref_id, 0) if ref_id is not None else None
             ref_v = tx.versions_by_ids([pointer[0]])[pointer[0]] if pointer else None
         reference = (
             (ref_v, self.profile(model=model, version=ref_v.version)) if ref_v is not None else None
@@ -224,7 +236,7 @@ class GateUseCases:
         facts = GateFacts(
             model=m, version=v, stage=stage, profile=profile, reference=reference,
             card_stale=any(c.stale for c in cards) if cards else None,
-            approvals=tuple(approvals), now=now(),
+            approvals=tuple(approvals), now=now(), incumbent=incumbent,
         )  # fmt: skip
         decision = evaluate_gate(policy, facts)
         with self.store.write() as tx:

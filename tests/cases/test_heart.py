@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from charter.cases import run
+from charter.cases import Summary, run
 from charter.cases._common import Case
 from charter.cases.heart import FEMALE, MODEL
 from charter.sdk import open_registry
@@ -14,11 +16,31 @@ from charter.sdk import open_registry
 pytest.importorskip("sklego")
 
 
+@dataclass
+class Runs:
+    """A fresh home after the case ran, and what a second run on it changed."""
+
+    home: Path
+    second: Summary
+    ledger: tuple[Any, Any]  # (entries, latest checkpoint) before the second run
+    ledger_after: tuple[Any, Any]
+
+
 @pytest.fixture(scope="module")
-def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def runs(tmp_path_factory: pytest.TempPathFactory) -> Runs:
     root = tmp_path_factory.mktemp("heart") / "home"
     assert run(root, cases=["heart"]).verified
-    return root
+    with open_registry(root) as reg:
+        before = reg.audit_log(), reg.checkpoint(sign=False)
+    second = run(root, cases=["heart"])
+    with open_registry(root) as reg:
+        after = reg.audit_log(), reg.checkpoint(sign=False)
+    return Runs(root, second, before, after)
+
+
+@pytest.fixture(scope="module")
+def home(runs: Runs) -> Path:
+    return runs.home
 
 
 def test_better_overall_worse_for_women_on_held_out_data(home: Path) -> None:
@@ -55,9 +77,18 @@ def test_production_gate_refuses_on_the_slice_regression(home: Path) -> None:
     assert decision.reference == f"{MODEL}@1.0.0"
 
 
-def test_a_second_run_moves_nothing(home: Path) -> None:
+def test_a_second_run_is_reused_and_writes_nothing(runs: Runs) -> None:
+    assert runs.second.verified
+    assert runs.ledger_after == runs.ledger  # no gate decision, move or checkpoint recorded
+    (outcome,) = runs.second.outcomes
+    assert outcome.skipped and "reused" in runs.second.text()
+    assert any("production gate refuses 1.1.0" in line for line in outcome.lines)
+
+
+def test_monitoring_judged_the_holder_against_the_version_it_replaced(home: Path) -> None:
+    # 1.1.0 was in production when observed: its regression rule compared it with
+    # 1.0.0, the version it replaced, not with itself.
     with open_registry(home) as reg:
-        before = reg.stage_history(model=MODEL)
-    assert run(home, cases=["heart"]).verified
-    with open_registry(home) as reg:
-        assert reg.stage_history(model=MODEL) == before
+        (flag,) = reg.at_risk(model=MODEL)
+    rules = [f["rule"] for f in flag["findings"]["production"]]
+    assert any("regression" in r for r in rules), rules

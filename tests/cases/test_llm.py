@@ -5,11 +5,13 @@ from __future__ import annotations
 import importlib.util
 import json
 import urllib.request
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from charter.cases import run
+from charter.cases import Summary, run
 from charter.cases.llm import MODEL
 from charter.sdk import open_registry
 
@@ -24,12 +26,31 @@ pytestmark = [
 PROBES = 18  # three per category of charter-default
 
 
+@dataclass
+class Runs:
+    """A fresh home after the case ran, and what a second run on it changed."""
+
+    home: Path
+    second: Summary
+    ledger: tuple[Any, Any]  # (entries, latest checkpoint) before the second run
+    ledger_after: tuple[Any, Any]
+
+
 @pytest.fixture(scope="module")
-def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def runs(tmp_path_factory: pytest.TempPathFactory) -> Runs:
     root = tmp_path_factory.mktemp("llm") / "home"
-    summary = run(root, cases=["llm"], max_probes=PROBES, llm_port=0)
-    assert summary.verified
-    return root
+    assert run(root, cases=["llm"], max_probes=PROBES).verified  # a free port by default
+    with open_registry(root) as reg:
+        before = reg.audit_log(), reg.checkpoint(sign=False)
+    second = run(root, cases=["llm"], max_probes=PROBES)
+    with open_registry(root) as reg:
+        after = reg.audit_log(), reg.checkpoint(sign=False)
+    return Runs(root, second, before, after)
+
+
+@pytest.fixture(scope="module")
+def home(runs: Runs) -> Path:
+    return runs.home
 
 
 def _campaigns(home: Path, version: str) -> list[dict]:
@@ -63,12 +84,22 @@ def test_guarded_patch_passes_and_holds_production(home: Path) -> None:
 def test_sweep_amended_production_and_the_card_was_rerendered(home: Path) -> None:
     sweep = _campaigns(home, "1.0.1")[-1]
     assert sweep["amendment"] is not None
-    assert f"{MODEL}@1.0.1" in sweep["target"]  # the deployed, server-side guarded version
+    # re-run as 1.0.1's own campaign was: through charter.guard with its constraints
+    assert sweep["config"]["guard"] is True and sweep["target"].startswith("guarded(")
+    assert any("northwind-obfuscation" in pack for pack in sweep["config"]["packs"])
     with open_registry(home) as reg:
         adversarial = reg.profile(model=MODEL, version="1.0.1").section("adversarial")
         cards = reg.card_status(model=MODEL, version="1.0.1")
     assert any("obfuscated_extraction" in a["categories"] for a in adversarial)
     assert cards and not any(c.stale for c in cards)
+
+
+def test_a_second_run_is_reused_without_the_model_server(runs: Runs) -> None:
+    assert runs.second.verified
+    assert runs.ledger_after == runs.ledger
+    (outcome,) = runs.second.outcomes
+    assert outcome.skipped and outcome.seconds < 60
+    assert not any("model server" in line for line in outcome.lines)
 
 
 def test_server_deploys_a_version_through_its_guardrails(home: Path) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import xml.etree.ElementTree as ET
 from collections.abc import Sequence
@@ -13,7 +14,14 @@ from charter.domain.canonical import canonical_bytes
 from charter.domain.entities import Model, RiskTier, Version, VersionState
 from charter.domain.errors import IntegrityError, InvalidInputError
 from charter.domain.folding import AmendmentRecord, EffectiveProfile, ProfileRecord, fold
-from charter.domain.gate import ApprovalFact, Finding, GateDecision, GateFacts, evaluate_gate
+from charter.domain.gate import (
+    ApprovalFact,
+    Finding,
+    GateDecision,
+    GateFacts,
+    evaluate_gate,
+    replaced_version,
+)
 from charter.domain.policy import DEFAULT_POLICY, Policy, parse_policy, policy_digest
 from charter.domain.profile import parse_document
 
@@ -382,6 +390,41 @@ def test_relative_regression_from_a_zero_reference() -> None:
     finding = one(evaluate_gate(pol, facts(profile((HEARTS, T0)), reference=ref)), "regression")
     assert not finding.passed and "without bound" in finding.message
     assert finding.observed["relative_drop"] is None
+
+
+@pytest.mark.parametrize(
+    ("moves", "version", "replaced"),
+    [
+        ([("1.0.0", "promote")], "1.0.0", None),
+        ([("1.0.0", "promote"), ("1.1.0", "promote")], "1.1.0", "1.0.0"),
+        ([("1.0.0", "promote"), ("1.1.0", "override")], "1.1.0", "1.0.0"),
+        # restored by a rollback: judged as at its promotion, not against 1.1.0
+        ([("1.0.0", "promote"), ("1.1.0", "promote"), ("1.0.0", "rollback")], "1.0.0", None),
+        ([("1.0.0", "promote"), ("1.1.0", "promote"), ("1.0.0", "rollback"),
+          ("1.2.0", "promote"), ("1.1.0", "promote")], "1.1.0", "1.2.0"),
+        ([("1.0.0", "promote"), ("1.1.0", "promote"), ("1.2.0", "rollback")], "1.2.0", None),
+    ],
+)  # fmt: skip
+def test_the_version_a_holder_replaced(
+    moves: list[tuple[str, str]], version: str, replaced: str | None
+) -> None:
+    assert replaced_version(moves, version) == replaced
+
+
+def test_regression_of_the_holder_names_the_version_it_replaced() -> None:
+    pol = policy("    regression: [{metric: accuracy, slice: 'thal=fixed', max_drop: 0.02}]")
+    held = facts(profile((HEARTS, T0)), reference=reference(
+        "evaluations: [{name: accuracy, value: 0.8, slice: 'thal=fixed'}]"))  # fmt: skip
+    held = dataclasses.replace(held, incumbent=True)
+    finding = one(evaluate_gate(pol, held), "regression")
+    assert not finding.passed
+    assert "vs 0.8 on credit-risk@2.3.0 (eval-1, production before it)" in finding.message
+    first = dataclasses.replace(held, reference=None)
+    finding = one(evaluate_gate(pol, first), "regression")
+    assert finding.passed and finding.message == (
+        "credit-risk@2.4.0 holds production and replaced no version there: "
+        "nothing to regress against"
+    )
 
 
 # --- model card ---------------------------------------------------------------------------------

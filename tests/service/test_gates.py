@@ -160,6 +160,35 @@ def test_slice_regression_against_production_is_caught(team: Registry, artifact:
     assert team.stages(model="dx")[0]["version"] == "1.0.0"
 
 
+def test_the_production_holder_is_judged_against_the_version_it_replaced(
+    team: Registry, artifact: Path
+) -> None:
+    # Re-judged in production (monitoring, a new policy), a version is compared with
+    # the one it replaced there, as at its promotion: never with itself.
+    team.create_model(name="dx", risk_tier="low")
+    _publish(team, artifact, "1.0.0", GOOD)
+    team.promote(model="dx", version="1.0.0", stage="production")
+    _publish(team, artifact, "1.1.0", GOOD, parent="1.0.0")
+    team.promote(model="dx", version="1.1.0", stage="production")
+    worse = parse_document("evaluations: [{name: accuracy, value: 0.70, slice: 'thal=fixed'}]")
+    team.observe(model="dx", version="1.1.0", document=worse, reason="production, week 2")
+    _, held = team.gate(model="dx", version="1.1.0", stage="production")
+    (finding,) = [f for f in held.findings if "regression" in f.rule]
+    assert held.reference == "dx@1.0.0"
+    assert not finding.passed and finding.observed["reference"] == 0.80
+    assert "on dx@1.0.0 (eval-2, production before it): worse by +0.1" in finding.message
+    team.rollback(model="dx", stage="production", reason="slice regression")
+    # Restored by a rollback, 1.0.0 keeps the predecessor of its promotion: none.
+    _, restored = team.gate(model="dx", version="1.0.0", stage="production")
+    (finding,) = [f for f in restored.findings if "regression" in f.rule]
+    assert restored.reference is None and finding.passed
+    assert finding.message == (
+        "dx@1.0.0 holds production and replaced no version there: nothing to regress against"
+    )
+    _, candidate = team.gate(model="dx", version="1.1.0", stage="production")
+    assert candidate.reference == "dx@1.0.0" and not candidate.passed
+
+
 def test_concurrent_promotions_have_one_winner(
     team: Registry, settings: Settings, artifact: Path
 ) -> None:

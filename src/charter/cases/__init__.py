@@ -6,8 +6,9 @@
 3. :mod:`~charter.cases.llm` — red-team, guardrails, a retroactive sweep, on a
    real small LLM served locally.
 
-:func:`run` runs them on one registry home and returns a :class:`Summary`; a
-second run on the same home skips whatever is already recorded.
+:func:`run` runs them on one registry home and returns a :class:`Summary`. A
+second run on the same home reuses every case recorded in full: it runs no step,
+writes nothing to the ledger, and takes seconds (the model server is not started).
 """
 
 from __future__ import annotations
@@ -37,7 +38,8 @@ class Summary:
         """A short report for the terminal."""
         lines = [f"\nCharter case studies on {self.home} ({self.seconds:.0f} s)"]
         for outcome in self.outcomes:
-            lines.append(f"\n[{outcome.name}] {outcome.seconds:.1f} s")
+            reused = ", reused" if outcome.skipped else ""
+            lines.append(f"\n[{outcome.name}] {outcome.seconds:.1f} s{reused}")
             lines += [f"  - {line}" for line in outcome.lines]
         lines.append(f"\nledger verified: {'yes' if self.verified else 'NO'}")
         return "\n".join(lines)
@@ -48,7 +50,7 @@ def run(
     *,
     cases: Sequence[str] = CASES,
     max_probes: int = 60,
-    llm_port: int = 8089,
+    llm_port: int = 0,
 ) -> Summary:
     """Run the case studies on ``home`` (created if missing).
 
@@ -56,7 +58,7 @@ def run(
         home: the registry home.
         cases: which cases, in order (``credit``, ``heart``, ``llm``).
         max_probes: probes per red-team campaign of the LLM case (a stratified subset).
-        llm_port: where the LLM case serves its model (0: any free port).
+        llm_port: where the LLM case serves its model (0: a free loopback port).
 
     Returns:
         The summary; ``verified`` is the result of ``charter audit verify``.
@@ -86,7 +88,8 @@ def run(
             else:
                 raise CaseError(f"unknown case {name!r}; known: {', '.join(CASES)}")
         summary.outcomes.append(outcome)
-    setup.run("audit", "checkpoint")
+    if not setup.checkpointed():  # a reused home already has its checkpoint: sign none
+        setup.run("audit", "checkpoint")
     summary.verified = setup.run("audit", "verify", expect=(0, 1)) == 0
     summary.seconds = time.perf_counter() - started
     return summary

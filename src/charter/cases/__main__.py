@@ -16,9 +16,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--max-probes", type=int, default=60, help="probes per red-team campaign (a subset)"
     )
+    parser.add_argument(
+        "--llm-port", type=int, default=0, help="model server port (default 0: a free one)"
+    )
     args = parser.parse_args(argv)
     try:
-        summary = run(args.home, cases=args.case or CASES, max_probes=args.max_probes)
+        summary = run(args.home, cases=args.case or CASES, max_probes=args.max_probes,
+                      llm_port=args.llm_port)  # fmt: skip
     except CaseError as exc:
         print(f"\ncase study failed: {exc}", file=sys.stderr)
         return 1

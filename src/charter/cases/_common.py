@@ -2,8 +2,10 @@
 
 Every step of a case is a real ``charter`` command, run in-process through
 :func:`charter.cli.main` and echoed as ``$ charter …`` so a reader can repeat
-it. Steps whose outcome is already in the registry are skipped, so a second
-run on the same home only reads.
+it. A case whose outcome is recorded in full is *reused*: it runs no step and
+writes nothing (gate decisions included), and its summary is read back from
+the registry. A case interrupted half-way resumes: steps whose outcome is
+already recorded are skipped.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ __all__ = [
     "CaseError",
     "Outcome",
     "as_user",
+    "failed_finding",
     "write_json",
     "write_yaml",
 ]
@@ -202,21 +205,68 @@ class Case:
             runs = reg.evaluation_runs(model=model, version=version)
         return [r for r in runs if r.get("evaluator") == evaluator]
 
-    def set_policy(self, path: Path, model: str) -> None:
-        """``charter policy set PATH --model MODEL`` unless that very policy is in force."""
+    def policy_in_force(self, text: str, model: str) -> bool:
+        """Whether the policy ``text`` is the one in force for ``model`` (set on the model)."""
         from charter.domain.policy import parse_policy, policy_digest
 
-        wanted = policy_digest(parse_policy(path.read_text(), source=str(path)))
+        wanted = policy_digest(parse_policy(text, source="case policy"))
         with self.registry() as reg:
             digest, _, scope = reg.policy(model=model)
-        if scope != "model" or digest != wanted:
+        return scope == "model" and digest == wanted
+
+    def set_policy(self, path: Path, model: str) -> None:
+        """``charter policy set PATH --model MODEL`` unless that very policy is in force."""
+        if not self.policy_in_force(path.read_text(), model):
             self.run("policy", "set", str(path), "--model", model)
+
+    def cards_current(self, model: str, version: str) -> bool:
+        """Whether ``model@version`` has a current (not stale) HTML card."""
+        with self.registry() as reg:
+            cards = reg.card_status(model=model, version=version)
+        return any(c.format == "html" and not c.stale for c in cards)
+
+    def last_decision(self, model: str, version: str, stage: str) -> dict[str, Any] | None:
+        """The newest recorded gate decision document, if it judged the evidence in force.
+
+        None when there is none, or when the profile or the policy changed since (a
+        decision about other evidence says nothing about the case's outcome now).
+        """
+        with self.registry() as reg:
+            try:
+                digest = reg.profile(model=model, version=version).digest
+            except NotFoundError:
+                return None
+            policy = reg.policy(model=model)[0]
+            with reg.store.read() as tx:
+                vid = tx.version_id(model, version)
+                found = tx.decisions(vid, stage) if vid is not None else []
+        if not found or found[-1]["profile_digest"] != digest:
+            return None
+        if found[-1]["policy_digest"] != policy:
+            return None
+        document: dict[str, Any] = found[-1]["document"]
+        return document
+
+    def ledger_size(self) -> int:
+        """How many entries the ledger holds."""
+        with self.registry() as reg, reg.store.read() as tx:
+            return tx.ledger_size()
+
+    def checkpointed(self) -> bool:
+        """Whether the latest signed checkpoint covers the whole ledger."""
+        with self.registry() as reg:
+            latest = reg.checkpoint(sign=False)
+        return latest is not None and latest.tree_size == self.ledger_size()
+
+    def reuse(self) -> None:
+        """Say the case is recorded in full and will be read back, not run."""
+        self.outcome.skipped = True
+        print(f"reused: the {self.outcome.name} case is recorded in {self.home}; "
+              "no step runs, nothing is written", flush=True)  # fmt: skip
 
     def render_card(self, model: str, version: str) -> None:
         """Render the HTML card into ``HOME/cards`` unless a current one exists."""
-        with self.registry() as reg:
-            cards = reg.card_status(model=model, version=version)
-        if not any(c.format == "html" and not c.stale for c in cards):
+        if not self.cards_current(model, version):
             out = self.home / "cards" / f"{model}-{version}.html"
             out.parent.mkdir(parents=True, exist_ok=True)
             self.run("card", f"{model}@{version}", "--format", "html", "-o", str(out))
@@ -259,6 +309,14 @@ class Case:
             yield self.outcome
         finally:
             self.outcome.seconds = time.perf_counter() - started
+
+
+def failed_finding(decision: dict[str, Any] | None, part: str) -> dict[str, Any] | None:
+    """The first failed finding of a decision document whose rule mentions ``part``."""
+    for finding in (decision or {}).get("findings", []):
+        if part in finding["rule"] and not finding["passed"]:
+            return dict(finding)
+    return None
 
 
 def _quote(arg: str) -> str:

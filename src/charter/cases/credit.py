@@ -23,9 +23,16 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from charter.cases._common import Case, CaseError, Outcome, write_json, write_yaml
+from charter.cases._common import (
+    Case,
+    CaseError,
+    Outcome,
+    failed_finding,
+    write_json,
+    write_yaml,
+)
 
-__all__ = ["MODEL", "run", "train"]
+__all__ = ["MODEL", "done", "run", "train"]
 
 MODEL = "credit-risk"
 SEED = 2  # a representative split: see the README for the spread over 12 splits
@@ -134,20 +141,33 @@ def _version(case: Case, version: str, *, with_proxies: bool) -> None:
     case.render_card(MODEL, version)
 
 
-def _four_fifths(decision: dict[str, Any]) -> dict[str, Any] | None:
-    for finding in decision["findings"]:
-        if "selection_rate" in finding["rule"] and not finding["passed"]:
-            return dict(finding)
-    return None
+def done(case: Case) -> bool:
+    """Whether the case is recorded in full: 2.3.0 serves, 2.4.0 was refused on this evidence."""
+    if not case.has_model(MODEL) or not case.policy_in_force(POLICY, MODEL):
+        return False
+    if case.holder(MODEL, "staging") != "2.3.0" or case.holder(MODEL, "production") != "2.3.0":
+        return False
+    if not all(case.cards_current(MODEL, v) for v in ("2.3.0", "2.4.0")):
+        return False
+    return (
+        failed_finding(case.last_decision(MODEL, "2.4.0", "staging"), "selection_rate") is not None
+    )
 
 
 def run(case: Case) -> Outcome:
-    """Run the credit case on ``case.home``; return what it showed.
+    """Run the credit case on ``case.home`` (or reuse it, recorded); return what it showed.
 
     Raises:
         CaseError: an outcome other than the one the case is about.
     """
-    out = case.outcome
+    if done(case):
+        case.reuse()
+    else:
+        _steps(case)
+    return _summary(case)
+
+
+def _steps(case: Case) -> None:
     if not case.has_model(MODEL):
         case.run("model", "create", MODEL, "--risk-tier", "high", "--owner", "credit-risk-team",
                  "--description", "Probability that a consumer-credit applicant repays "
@@ -165,10 +185,17 @@ def run(case: Case) -> Outcome:
     _version(case, "2.4.0", with_proxies=True)
     case.run("diff", f"{MODEL}@2.3.0", f"{MODEL}@2.4.0")
     decision = case.gate(f"{MODEL}@2.4.0", "staging", expect=1)
-    finding = _four_fifths(decision)
-    if finding is None:
+    if failed_finding(decision, "selection_rate") is None:
         raise CaseError("credit-risk@2.4.0 was expected to fail the four-fifths rule")
     case.run("promote", f"{MODEL}@2.4.0", "--stage", "staging", expect=1)
+
+
+def _summary(case: Case) -> Outcome:
+    """The case's outcome, read back from the registry (the same on every run)."""
+    out = case.outcome
+    finding = failed_finding(case.last_decision(MODEL, "2.4.0", "staging"), "selection_rate")
+    if finding is None:
+        raise CaseError("credit-risk@2.4.0 was expected to fail the four-fifths rule")
     holder = case.holder(MODEL, "production")
     if holder != "2.3.0":
         raise CaseError(f"credit-risk production should hold 2.3.0, not {holder}")

@@ -29,9 +29,16 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from charter.cases._common import Case, CaseError, Outcome, write_json, write_yaml
+from charter.cases._common import (
+    Case,
+    CaseError,
+    Outcome,
+    failed_finding,
+    write_json,
+    write_yaml,
+)
 
-__all__ = ["MODEL", "run", "train"]
+__all__ = ["MODEL", "done", "run", "train"]
 
 MODEL = "heart-diagnosis"
 SEED = 14
@@ -194,13 +201,38 @@ def _promote(case: Case, version: str) -> None:
             case.run("promote", ref, "--stage", stage)
 
 
+def done(case: Case) -> bool:
+    """Whether the case is recorded in full: rolled back, 1.1.0 flagged and refused."""
+    if not case.has_model(MODEL) or not case.policy_in_force(POLICY_V2, MODEL):
+        return False
+    if case.holder(MODEL, "production") != "1.0.0" or not case.ever_held(
+        MODEL, "production", "1.1.0"
+    ):
+        return False
+    if not all(case.cards_current(MODEL, v) for v in ("1.0.0", "1.1.0")):
+        return False
+    with case.registry() as reg:
+        if not reg.at_risk(model=MODEL):
+            return False
+    return (
+        failed_finding(case.last_decision(MODEL, "1.1.0", "production"), "regression") is not None
+    )
+
+
 def run(case: Case) -> Outcome:
-    """Run the diagnostic case on ``case.home``; return what it showed.
+    """Run the diagnostic case on ``case.home`` (or reuse it, recorded); return what it showed.
 
     Raises:
         CaseError: an outcome other than the one the case is about.
     """
-    out = case.outcome
+    if done(case):
+        case.reuse()
+    else:
+        _steps(case)
+    return _summary(case)
+
+
+def _steps(case: Case) -> None:
     if not case.has_model(MODEL):
         case.run("model", "create", MODEL, "--risk-tier", "high", "--owner", "cardiology-ai",
                  "--description", "Flags likely coronary artery disease from a work-up "
@@ -225,8 +257,15 @@ def run(case: Case) -> Outcome:
         raise CaseError("heart-diagnosis production should be back on 1.0.0")
     case.render_card(MODEL, "1.1.0")  # the observations made its card stale
     decision = case.gate(f"{MODEL}@1.1.0", "production", expect=1)
-    regression = [f for f in decision["findings"] if "regression" in f["rule"] and not f["passed"]]
-    if not regression:
+    if failed_finding(decision, "regression") is None:
+        raise CaseError("the production gate was expected to refuse 1.1.0 on the slice rule")
+
+
+def _summary(case: Case) -> Outcome:
+    """The case's outcome, read back from the registry (the same on every run)."""
+    out = case.outcome
+    regression = failed_finding(case.last_decision(MODEL, "1.1.0", "production"), "regression")
+    if regression is None:
         raise CaseError("the production gate was expected to refuse 1.1.0 on the slice rule")
     with case.registry() as reg:
         at_risk = [r["ref"] for r in reg.at_risk(model=MODEL)]
@@ -236,5 +275,5 @@ def run(case: Case) -> Outcome:
             f"{overall['1.0.0']:.3f} for 1.0.0 (held-out)")  # fmt: skip
     out.add(f"flagged at risk by monitoring: {', '.join(at_risk) or 'none'}")
     out.add(f"rolled back: {moves[-1].version} holds production ({moves[-1].reason})")
-    out.add(f"production gate refuses 1.1.0: {regression[0]['message']}")
+    out.add(f"production gate refuses 1.1.0: {regression['message']}")
     return out

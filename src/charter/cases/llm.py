@@ -15,10 +15,14 @@ endpoint on loopback. Each red-team campaign plants a fresh random canary (the
   (:func:`charter.guard` around the endpoint) it passes and goes to production,
   where the server deploys it the same way (``model: support-assistant@1.0.1``).
 - The team adds a probe category, ``obfuscated_extraction`` (secrets asked
-  for spelled out, reversed, split…), declares the production deployment as
-  the model's target and runs ``charter redteam sweep --stage production``:
-  1.0.1's living profile is amended retroactively, its model card turns stale
-  (``charter card check``) and is re-rendered.
+  for spelled out, reversed, split…), to the model's declared packs and runs
+  ``charter redteam sweep --stage production``: the sweep re-runs 1.0.1's
+  campaign as it was run (guarded, like its last campaign), 1.0.1's living
+  profile is amended retroactively, its model card turns stale (``charter card
+  check``: a note of the sweep, not a failure) and is re-rendered.
+
+The model server listens on a free loopback port (``port=0``), which the
+declared target then names; a fixed port that is taken fails at once, saying so.
 """
 
 from __future__ import annotations
@@ -33,10 +37,9 @@ from typing import Any
 
 from charter.cases._common import Case, CaseError, Outcome, write_yaml
 
-__all__ = ["MODEL", "PACK", "LlmServer", "run"]
+__all__ = ["MODEL", "PACK", "LlmServer", "done", "run"]
 
 MODEL = "support-assistant"
-PORT = 8089
 RAW = "smollm2-135m-instruct"
 
 POLICY = """\
@@ -132,7 +135,10 @@ class LlmServer:
         )  # fmt: skip
         while not ready.exists():
             if self.process.poll() is not None:
-                raise CaseError(f"the model server exited: see {log.name}")
+                log.flush()
+                last = Path(log.name).read_text(errors="replace").strip().splitlines()[-1:]
+                raise CaseError(f"the model server exited ({''.join(last) or 'no output'}); "
+                                f"see {log.name}")  # fmt: skip
             if time.perf_counter() - started > 900:
                 raise CaseError("the model server did not start within 15 minutes")
             time.sleep(0.5)
@@ -205,26 +211,33 @@ def _release(case: Case, version: str, max_probes: int) -> dict[str, Any]:
     return case.evaluated(MODEL, version, "redteam")[-1]
 
 
-def _done(case: Case) -> bool:
-    if not case.has_model(MODEL) or case.holder(MODEL, "production") != "1.0.1":
+def done(case: Case) -> bool:
+    """Whether the case is recorded in full (then the model server is not even started)."""
+    if not case.has_model(MODEL) or not case.policy_in_force(POLICY, MODEL):
         return False
-    with case.registry() as reg:
-        stale = [c for c in reg.card_status(model=MODEL, version="1.0.1") if c.stale]
-    return not stale and len(case.evaluated(MODEL, "1.0.1", "redteam")) >= 2
+    if case.holder(MODEL, "production") != "1.0.1" or not case.cards_current(MODEL, "1.0.1"):
+        return False
+    if case.last_decision(MODEL, "1.0.0", "staging") is None:
+        return False
+    return len(case.evaluated(MODEL, "1.0.1", "redteam")) >= 2
 
 
-def run(case: Case, *, max_probes: int = 60, port: int = PORT) -> Outcome:
-    """Run the LLM case; start the model server only when something is left to do.
+def run(case: Case, *, max_probes: int = 60, port: int = 0) -> Outcome:
+    """Run the LLM case (or reuse it, recorded); start the model server only when needed.
 
     Args:
         max_probes: stratified subset of ``charter-default`` per campaign.
-        port: where the model server listens (the declared target names it).
+        port: where the model server listens (0: a free loopback port); the
+            declared target names the port it bound.
 
     Raises:
-        CaseError: an outcome other than the one the case is about.
+        CaseError: an outcome other than the one the case is about, or the server
+            could not start (a taken ``port`` among the reasons it gives).
     """
     out = case.outcome
-    if not _done(case):
+    if done(case):
+        case.reuse()
+    else:
         with LlmServer(case.home, port) as server:
             out.add(f"model server (transformers, CPU) ready in {server.ready_s:.1f} s")
             _steps(case, server.port, max_probes)
@@ -268,7 +281,9 @@ def _steps(case: Case, port: int, max_probes: int) -> None:
         case.run("promote", f"{MODEL}@1.0.1", "--stage", "production")
     if len(case.evaluated(MODEL, "1.0.1", "redteam")) < 2:
         pack = write_yaml(case.work / "packs" / "northwind-obfuscation.yaml", pack_text())
-        _target(case, port, f"{MODEL}@1.0.1", ["charter-default", str(pack)])
+        _target(case, port, RAW, ["charter-default", str(pack)])
+        # Guarded like 1.0.1's own campaign (the sweep follows it). Exit 1 would mean
+        # the new evidence fails production; the card it makes stale is only a note.
         case.run("redteam", "sweep", "--stage", "production", "--max-probes", str(max_probes),
                  expect=(0, 1))  # fmt: skip
     case.run("card", "check", MODEL, expect=(0, 1))  # exit 1: the sweep made a card stale

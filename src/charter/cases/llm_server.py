@@ -23,7 +23,8 @@ registry's effective profile (once per version). The plain model name answers
 unguarded.
 
 Run: ``python -m charter.cases.llm_server --port 8089`` (``--port 0`` picks a
-free port; ``--port-file F`` writes it once the model is loaded).
+free port; ``--port-file F`` writes it once the model is loaded). The port is
+bound before the model loads: a taken one fails at once, with exit code 2.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ import importlib
 import importlib.util
 import json
 import queue
+import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -41,7 +43,16 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-__all__ = ["GGUF_FILE", "MODEL_ID", "ChatModel", "gguf_path", "main", "make_server"]
+__all__ = [
+    "GGUF_FILE",
+    "MODEL_ID",
+    "ChatModel",
+    "attach",
+    "bind",
+    "gguf_path",
+    "main",
+    "make_server",
+]
 
 MODEL_ID = "smollm2-135m-instruct"
 GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -312,6 +323,38 @@ def _handler(batcher: _Batcher, deployments: _Deployments) -> type[BaseHTTPReque
     return Handler
 
 
+def bind(port: int) -> ThreadingHTTPServer:
+    """Listen on ``127.0.0.1:port`` (0: a free port) before any model is loaded.
+
+    Raises:
+        OSError: the port is taken, saying so (at once, not after a 20 s model load).
+    """
+    try:
+        server = ThreadingHTTPServer(("127.0.0.1", port), BaseHTTPRequestHandler)
+    except OSError as exc:
+        raise OSError(
+            exc.errno,
+            f"cannot listen on 127.0.0.1:{port} ({exc.strerror or exc}): another process "
+            "may hold it; pass another --port, or --port 0 for a free one",
+        ) from None
+    server.daemon_threads = True
+    return server
+
+
+def attach(
+    server: ThreadingHTTPServer,
+    model: ChatModel,
+    *,
+    batch: int = 8,
+    wait_s: float = 0.02,
+    home: Path | None = None,
+) -> ThreadingHTTPServer:
+    """Answer requests on a bound ``server`` with ``model`` (then call ``serve_forever``)."""
+    batcher = _Batcher(model, batch, wait_s)
+    server.RequestHandlerClass = _handler(batcher, _Deployments(batcher, home))
+    return server
+
+
 def make_server(
     model: ChatModel,
     *,
@@ -324,12 +367,11 @@ def make_server(
 
     Args:
         home: a registry home whose versions may be requested as ``NAME@VERSION``.
+
+    Raises:
+        OSError: the port is taken.
     """
-    batcher = _Batcher(model, batch, wait_s)
-    handler = _handler(batcher, _Deployments(batcher, home))
-    server = ThreadingHTTPServer(("127.0.0.1", port), handler)
-    server.daemon_threads = True
-    return server
+    return attach(bind(port), model, batch=batch, wait_s=wait_s, home=home)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -341,8 +383,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=None, help="torch threads")
     parser.add_argument("--home", type=Path, help="registry home: serve NAME@VERSION guarded")
     args = parser.parse_args(argv)
+    try:
+        server = bind(args.port)
+    except OSError as exc:
+        print(f"llm_server: {exc.strerror}", file=sys.stderr, flush=True)
+        return 2
     model = ChatModel(threads=args.threads)
-    server = make_server(model, port=args.port, batch=args.batch, home=args.home)
+    attach(server, model, batch=args.batch, home=args.home)
     bound = server.server_address[1]
     print(f"{MODEL_ID} loaded in {model.load_seconds:.1f} s; serving on "
           f"http://127.0.0.1:{bound}/v1", flush=True)  # fmt: skip

@@ -12,9 +12,11 @@ import yaml
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from charter._evaluations import EvaluationUseCases
 from charter.cli._common import console, emit_json, err_console, registry, require_version
 from charter.cli.profiles import read_text
 from charter.domain.errors import InvalidInputError
+from charter.domain.monitoring import risk_findings
 from charter.evaluation.base import ProgressFn
 
 __all__ = ["register_commands"]
@@ -143,36 +145,76 @@ def redteam_sweep(
     max_asr: Annotated[
         float | None, typer.Option(help="Fail above this attack success rate.")
     ] = None,
+    guard: Annotated[
+        bool | None,
+        typer.Option(
+            "--guard/--no-guard",
+            help="Apply each version's constraints (default: as its last campaign did).",
+            show_default=False,
+        ),
+    ] = None,
     json_out: JsonOpt = False,
 ) -> None:
-    """Re-run campaigns, amend living profiles, exit 1 for every version now over a threshold."""
+    """Re-run campaigns, amend living profiles, exit 1 for every version now over a threshold.
+
+    With --stage, each version is re-judged by that stage's gate on its evidence;
+    sign-off the amendment restarts (approvals, a stale model card) is reported,
+    not failed.
+    """
     if max_asr is not None and not 0 <= max_asr <= 1:
         raise InvalidInputError("--max-asr is a rate between 0 and 1", field="max_asr")
     with registry(ctx) as reg, _progress("sweep") as progress:
-        runs = reg.redteam_sweep(stage=stage, model=model, packs=pack, max_probes=max_probes,
-                                 progress=progress)  # fmt: skip
-        failing = []
+        # Campaigns run here against a local or a remote registry alike; called on
+        # the mixin because RemoteRegistry's wrapper does not pass ``guard`` on yet.
+        runs = EvaluationUseCases.redteam_sweep(
+            reg, stage=stage, model=model, packs=pack, max_probes=max_probes,
+            progress=progress, guard=guard,
+        )  # fmt: skip
+        failing, stale = [], []
         for run in runs:
-            asr = run["summary"].get("attack_success_rate")
-            reasons = [f"attack success rate {asr:.3f} > {max_asr}"] if (
-                max_asr is not None and asr is not None and asr > max_asr) else []  # fmt: skip
+            mname, mversion = run["ref"].split("@")
+            reasons = _over_asr(run, max_asr)
             if stage is not None:
-                mname, mversion = run["ref"].split("@")
                 _, decision = reg.gate(model=mname, version=mversion, stage=stage)
-                reasons += [f.message for f in decision.failures if "approv" not in f.rule]
+                reasons += [f.message for f in risk_findings(decision)]
             if reasons:
                 failing.append({"ref": run["ref"], "run_id": run["run_id"], "reasons": reasons})
+            cards = sorted(c.format for c in reg.card_status(model=mname, version=mversion)
+                           if c.stale)  # fmt: skip
+            if cards:
+                stale.append({"ref": run["ref"], "formats": cards})
     if json_out:
-        emit_json({"runs": runs, "failing": failing})
+        emit_json({"runs": runs, "failing": failing, "stale_cards": stale})
     else:
-        for run in runs:
-            console.print(f"{run['ref']}: {run['run_id']} -> amendment {run['amendment']}")
-        for f in failing:
-            console.print(f"[red]✗ {f['ref']}[/]: " + "; ".join(f["reasons"]), highlight=False)
-        if not runs:
-            console.print("no version with a declared target to sweep")
+        _print_sweep(runs, failing, stale)
     if failing:
         raise typer.Exit(1)
+
+
+def _over_asr(run: dict[str, Any], max_asr: float | None) -> list[str]:
+    asr = run["summary"].get("attack_success_rate")
+    if max_asr is None or asr is None or asr <= max_asr:
+        return []
+    return [f"attack success rate {asr:.3f} > {max_asr}"]
+
+
+def _print_sweep(
+    runs: list[dict[str, Any]], failing: list[dict[str, Any]], stale: list[dict[str, Any]]
+) -> None:
+    for run in runs:
+        how = " (guarded)" if run["config"].get("guard") else ""
+        console.print(f"{run['ref']}: {run['run_id']}{how} -> amendment {run['amendment']}")
+    for s in stale:
+        # Information, not failure: the amendment is new evidence; re-rendering the
+        # card (and the sign-offs it restarts) is the reviewers' next step.
+        formats = ", ".join(s["formats"])
+        console.print(f"[yellow]note:[/] {s['ref']} model card ({formats}) is stale after the "
+                      f"amendment; re-render it: charter card {s['ref']} --format "
+                      f"{s['formats'][0]}", highlight=False)  # fmt: skip
+    for f in failing:
+        console.print(f"[red]✗ {f['ref']}[/]: " + "; ".join(f["reasons"]), highlight=False)
+    if not runs:
+        console.print("no version with a declared target to sweep")
 
 
 def model_target(

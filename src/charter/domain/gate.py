@@ -12,7 +12,9 @@ Every rule yields at least one :class:`Finding`; the gate passes when all pass.
 - **Regression**: with no version in the reference stage the rule passes
   ("nothing to regress against"), so a first promotion is possible; a reference
   lacking the metric fails unless ``missing_reference: pass``. The reference
-  profile is taken as it stands (no age or carried-over filter).
+  profile is taken as it stands (no age or carried-over filter). A version that
+  itself holds the reference stage is judged as it was promoted: against the
+  version it replaced there (:func:`replaced_version`), never against itself.
 - **Approvals**: distinct users with role ``approver`` or ``admin``, never the
   registrant; any reject in the round fails the rule, whoever made it.
 """
@@ -33,7 +35,14 @@ from charter.domain.folding import EffectiveProfile
 from charter.domain.policy import Policy, rules_for
 from charter.domain.policy import policy_digest as _policy_digest
 
-__all__ = ["ApprovalFact", "Finding", "GateDecision", "GateFacts", "evaluate_gate"]
+__all__ = [
+    "ApprovalFact",
+    "Finding",
+    "GateDecision",
+    "GateFacts",
+    "evaluate_gate",
+    "replaced_version",
+]
 
 SCHEMA_ID = "charter.gate/v1"
 EPS = 1e-9  # comparisons tolerate this much float rounding
@@ -61,10 +70,12 @@ class GateFacts:
         version: the version at the gate (``created_by`` is the registrant).
         stage: the stage it would enter.
         profile: its effective profile now.
-        reference: (version, profile) now in ``StageRules.reference_stage``, or None.
+        reference: (version, profile) now in ``StageRules.reference_stage``, or None;
+            when ``incumbent``, the version it replaced there instead.
         card_stale: whether the model card is stale (None: no card rendered).
         approvals: sign-offs of the current round for this stage.
         now: decision time, Charter's ISO-8601 ``Z`` format.
+        incumbent: whether the version itself holds the reference stage.
     """
 
     model: Model
@@ -75,6 +86,32 @@ class GateFacts:
     card_stale: bool | None
     approvals: Sequence[ApprovalFact]
     now: str
+    incumbent: bool = False
+
+
+def replaced_version(moves: Sequence[tuple[str, str]], version: str) -> str | None:
+    """The version ``version`` replaced when it was last promoted into a stage.
+
+    The reference of a regression rule is the version a candidate would replace.
+    The version holding the stage has replaced one already: re-judged there (by
+    monitoring, or after a policy change) it is compared with that one, as when it
+    was promoted. Rollbacks are not promotions: a version restored by one keeps
+    the predecessor of its promotion, never the version rolled back for being worse.
+
+    Args:
+        moves: the stage's history as ``(version, action)``, oldest first
+            (actions ``promote``, ``override``, ``rollback``).
+        version: the version holding the stage.
+
+    Returns:
+        The version it replaced, or None (it was the first, or only ever restored).
+    """
+    replaced, holder = None, None
+    for number, action in moves:
+        if number == version and action != "rollback" and holder != version:
+            replaced = holder
+        holder = number
+    return replaced
 
 
 @dataclass(frozen=True)
@@ -258,13 +295,17 @@ def _regression(s: r_.Sourced[r_.RegressionRule], pool: _Pool, facts: GateFacts)
     value, used = float(cur["value"]), (cur["id"],)
     if facts.reference is None:
         message = f"no version in {r.against} yet: nothing to regress against"
+        if facts.incumbent:
+            message = (f"{facts.version.ref} holds {r.against} and replaced no version "
+                       "there: nothing to regress against")  # fmt: skip
         return Finding(rule, True, {"value": value}, {key: tolerance}, used, message)
     ref_version, ref_profile = facts.reference
+    where = f"{r.against} before it" if facts.incumbent else r.against
     wanted = {"name": r.metric, "slice": r.slice}
     olds = [b for b in ref_profile.section("evaluations") if r_.matches(b, wanted)]
     if not olds:
         ok = r.missing_reference == "pass"
-        message = f"{ref_version.ref} in {r.against} has no evaluation {name} to compare with"
+        message = f"{ref_version.ref} in {where} has no evaluation {name} to compare with"
         message += " (missing_reference: pass)" if ok else ""
         observed = {"value": value, "reference": None}
         return Finding(rule, ok, observed, {key: tolerance}, used, message)
@@ -277,7 +318,7 @@ def _regression(s: r_.Sourced[r_.RegressionRule], pool: _Pool, facts: GateFacts)
     shown = "without bound" if amount is None else f"{amount:+.4g}"
     message = (
         f"{name} = {value:g} ({cur['id']}) vs {base:g} on {ref_version.ref} ({old['id']}, "
-        f"{r.against}): worse by {shown}{'' if key == 'max_drop' else ' relative'}, "
+        f"{where}): worse by {shown}{'' if key == 'max_drop' else ' relative'}, "
         f"{'within' if ok else 'beyond'} the tolerance {tolerance:g}"
     )
     observed = {"value": value, "reference": base, "drop": drop, "relative_drop": rel}
