@@ -221,17 +221,20 @@ class EvaluationUseCases:
         if not document.entries():
             raise InvalidInputError(f"evaluator {name} produced no results for {v.ref}")
         results = [e.model_dump(mode="json", exclude_none=True) for e in document.entries()]
-        at = now()
         recorded: dict[str, Any] = {
             **{k: run.get(k) for k in _RUN_FIELDS}, "ref": v.ref,
             "results_digest": canonical_digest(results), "recorded_by": self.user,
         }  # fmt: skip
         with self.store.write() as tx:
             tx.lock_ledger()
-            vid = tx.version_id(model, version)
-            if vid is None:
+            found = tx.version_with_id(model, version)
+            if found is None:
                 raise NotFoundError(f"unknown version {v.ref}")
-            if v.state is VersionState.DRAFT:
+            # Read under the writer lock: the time then agrees with the ledger's order,
+            # and a publish committed since get_version makes this an amendment.
+            vid, fresh = found
+            at = now()
+            if fresh.state is VersionState.DRAFT:
                 bodies = add_entries_in(self, tx, vid=vid, ref=v.ref, document=document, at=at)
                 recorded["entries"], recorded["amendment"] = [b["id"] for b in bodies], None
             else:
@@ -280,10 +283,16 @@ class EvaluationUseCases:
         return document
 
     def model_target(self: _Host, *, model: str) -> dict[str, Any] | None:
-        """The red-team target a model declared, or None."""
-        self.get_model(name=model)
-        with self.store.read() as tx:
-            return tx.model_target(tx.model_id(model) or 0)
+        """The red-team target a model declared, or None.
+
+        Raises:
+            NotFoundError: no such model.
+        """
+        with self.store.read() as tx:  # one transaction: every REST registration asks
+            mid = tx.model_id(model)
+            if mid is None:
+                raise NotFoundError(f"unknown model {model!r}: see `charter list`", model=model)
+            return tx.model_target(mid)
 
     def redteam(
         self: _Campaigner,

@@ -316,11 +316,12 @@ class RemoteRegistry(RemoteReads):
         max_probes: int | None = None,
         reason: str = "red-team sweep",
         progress: ProgressFn | None = None,
+        guard: bool | None = None,
     ) -> list[dict[str, Any]]:
         """Re-run campaigns on the versions in ``stage`` (or of ``model``) and record them."""
         return EvaluationUseCases.redteam_sweep(
             self, stage=stage, model=model, packs=packs, max_probes=max_probes, reason=reason,
-            progress=progress,
+            progress=progress, guard=guard,
         )  # fmt: skip
 
     # -- webhooks ----------------------------------------------------------------------

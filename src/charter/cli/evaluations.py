@@ -12,7 +12,6 @@ import yaml
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from charter._evaluations import EvaluationUseCases
 from charter.cli._common import console, emit_json, err_console, registry, require_version
 from charter.cli.profiles import read_text
 from charter.domain.errors import InvalidInputError
@@ -164,11 +163,10 @@ def redteam_sweep(
     if max_asr is not None and not 0 <= max_asr <= 1:
         raise InvalidInputError("--max-asr is a rate between 0 and 1", field="max_asr")
     with registry(ctx) as reg, _progress("sweep") as progress:
-        # Campaigns run here against a local or a remote registry alike; called on
-        # the mixin because RemoteRegistry's wrapper does not pass ``guard`` on yet.
-        runs = EvaluationUseCases.redteam_sweep(
-            reg, stage=stage, model=model, packs=pack, max_probes=max_probes,
-            progress=progress, guard=guard,
+        # Campaigns run here, in the CLI's process, against a local or remote registry.
+        runs = reg.redteam_sweep(
+            stage=stage, model=model, packs=pack, max_probes=max_probes, progress=progress,
+            guard=guard,
         )  # fmt: skip
         failing, stale = [], []
         for run in runs:
