@@ -28,6 +28,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from charter.api.routes import TEXT
 from charter.domain.errors import (
     AlreadyExistsError,
     BumpRefusedError,
@@ -85,8 +86,12 @@ def error_response(
     """The error body every failure of the API returns."""
     body = {"error": {"code": code, "message": message, "details": details or {}}}
     headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+    try:
+        content = json.dumps(body, default=str, ensure_ascii=False).encode()
+    except UnicodeEncodeError:  # an unpaired surrogate the client sent, quoted back: escape
+        content = json.dumps(body, default=str).encode()
     return Response(
-        json.dumps(body, default=str, ensure_ascii=False).encode(),
+        content,
         status_code=status,
         media_type="application/json",
         headers=headers,
@@ -106,14 +111,22 @@ async def _charter(request: Request, exc: Exception) -> Response:
     return error_response(status_of(exc), exc.code, exc.message, exc.details)
 
 
+def _say(error: Any) -> str:
+    """Pydantic's message, except for the one pattern every text parameter has."""
+    if (
+        error.get("type") == "string_pattern_mismatch"
+        and error.get("ctx", {}).get("pattern") == TEXT
+    ):
+        return "text may not contain NUL characters"
+    return str(error.get("msg", ""))
+
+
 async def _validation(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, RequestValidationError)
     errors = list(exc.errors())
     if any(e.get("type") == "json_invalid" for e in errors):
         return error_response(400, "invalid_input", "the request body is not valid JSON")
-    problems = [
-        {"field": _field(tuple(e.get("loc", ()))), "message": str(e.get("msg", ""))} for e in errors
-    ]
+    problems = [{"field": _field(tuple(e.get("loc", ()))), "message": _say(e)} for e in errors]
     first = problems[0] if problems else {"field": "(request)", "message": "invalid"}
     message = f"invalid request: {first['field']}: {first['message']}"
     return error_response(

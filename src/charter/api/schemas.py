@@ -1,34 +1,112 @@
-"""Request bodies (validated by FastAPI) and response shapes (for the OpenAPI schema).
+"""Request bodies (validated by FastAPI) and the error body (for the OpenAPI schema).
 
-Responses are written by :mod:`charter.wire`; the ``*Out`` models here only
-describe them, and the schemathesis run of ``tests/api`` checks that they agree.
-Documents with an open shape (profiles, gate decisions, proofs…) are described
-as objects.
+Every body is checked whole, free-form parts included (a run's ``config``, a
+target, tags), for what the registry could not store and would otherwise fail on
+deep inside a write, as a server error: text with NUL (PostgreSQL text cannot hold
+it) or unpaired surrogates (not UTF-8), integers beyond +-(2**53 - 1) and
+non-finite numbers (the ledger's canonical JSON, RFC 8785, has neither). Such a
+body is refused with 422, naming the field.
+
+The other response shapes are in :mod:`charter.api.responses`; the ones listed
+here are re-exported from there.
 """
 
 from __future__ import annotations
 
+import math
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from charter.api.responses import (
+    FileOut,
+    ModelOut,
+    ModelPage,
+    MoveOut,
+    TokenOut,
+    UserOut,
+    VersionOut,
+    VersionPage,
+)
+from charter.domain.errors import InvalidInputError
 from charter.domain.profile import ProfileDocument
 
 __all__ = [
     "AmendIn", "ApprovalIn", "CardIn", "DeprecateIn", "DigestsIn", "DocumentIn", "ErrorOut",
     "FileOut", "ModelIn", "ModelOut", "ModelPage", "MoveOut", "PolicyIn", "PolicyTextIn",
     "PromoteIn", "RegisterIn", "RollbackIn", "RunIn", "StageIn", "TagsIn", "TargetIn", "TokenIn",
-    "TokenOut", "UserIn", "UserOut", "VerifyIn", "VersionOut", "VersionPage",
+    "TokenOut", "UserIn", "UserOut", "VerifyIn", "VersionOut", "VersionPage", "WebhookIn",
+    "check_storable",
 ]  # fmt: skip
 
 Name = Field(min_length=1, max_length=200)
+
+
+SAFE_INTEGER = 2**53 - 1
+"""The largest integer a body may hold (RFC 8785 / I-JSON: exact in every JSON reader)."""
+
+
+def _where(path: str, key: object) -> str:
+    return f"{path}[{key}]" if isinstance(key, int) else (f"{path}.{key}" if path else str(key))
+
+
+def _check_text(text: str, where: str) -> None:
+    if "\x00" in text:
+        raise InvalidInputError(f"{where}: text may not contain NUL characters", field=where)
+    if not text.isascii():
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            raise InvalidInputError(
+                f"{where}: text may not contain unpaired surrogates", field=where
+            ) from None
+
+
+def check_storable(value: Any, where: str = "") -> None:
+    """Refuse what no store or ledger entry can hold (see the module docstring).
+
+    Raises:
+        InvalidInputError: naming the first offending field (``field`` in details).
+    """
+    # Iterative: a deeply nested body must not exhaust the stack.
+    pending = [(value, where)]
+    while pending:
+        item, at = pending.pop()
+        if isinstance(item, str):
+            _check_text(item, at or "(request)")
+        elif isinstance(item, bool) or item is None:
+            continue
+        elif isinstance(item, int):
+            if abs(item) > SAFE_INTEGER:
+                raise InvalidInputError(
+                    f"{at}: integers must lie within +-{SAFE_INTEGER}", field=at
+                )
+        elif isinstance(item, float):
+            if not math.isfinite(item):
+                raise InvalidInputError(f"{at}: numbers must be finite", field=at)
+        elif isinstance(item, dict):
+            for key, inner in item.items():
+                _check_text(str(key), _where(at, key))
+                pending.append((inner, _where(at, key)))
+        elif isinstance(item, list | tuple):
+            pending.extend((inner, _where(at, i)) for i, inner in enumerate(item))
 
 
 class _In(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-class ModelIn(_In):
+class _Body(_In):
+    """A whole request body (its parts are plain ``_In``: the body is checked once)."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _storable(cls, data: Any) -> Any:
+        check_storable(data)
+        return data
+
+
+class ModelIn(_Body):
     """A new model line."""
 
     name: str = Field(min_length=1, max_length=64)
@@ -37,7 +115,7 @@ class ModelIn(_In):
     description: str = Field(default="", max_length=10_000)
 
 
-class TargetIn(_In):
+class TargetIn(_Body):
     """A model's red-team target declaration (never secrets)."""
 
     target: dict[str, Any]
@@ -64,7 +142,7 @@ class DatasetIn(_In):
     size: int | None = Field(default=None, ge=0)
 
 
-class RegisterIn(_In):
+class RegisterIn(_Body):
     """A draft version from uploaded blobs: its manifest and metadata."""
 
     version: str = Field(min_length=1, max_length=128)
@@ -82,33 +160,33 @@ class RegisterIn(_In):
     profile: ProfileDocument | None = None
 
 
-class TagsIn(_In):
+class TagsIn(_Body):
     """Tags to set (a value) or remove (null)."""
 
     tags: dict[str, str | None]
 
 
-class DocumentIn(_In):
+class DocumentIn(_Body):
     """Profile entries for a draft."""
 
     document: ProfileDocument
 
 
-class AmendIn(_In):
+class AmendIn(_Body):
     """An amendment (or production observations) with the reason for it."""
 
     document: ProfileDocument
     reason: str = Field(max_length=500)
 
 
-class DeprecateIn(_In):
+class DeprecateIn(_Body):
     """Why a version may never be promoted again."""
 
     reason: str = Field(max_length=10_000)
     status: Literal["deprecated", "archived"] = "deprecated"
 
 
-class RunIn(_In):
+class RunIn(_Body):
     """An evaluation run executed elsewhere (CI, a worker), with its results."""
 
     run: dict[str, Any]
@@ -116,19 +194,19 @@ class RunIn(_In):
     reason: str | None = Field(default=None, max_length=500)
 
 
-class CardIn(_In):
+class CardIn(_Body):
     """Which card format to render."""
 
     format: Literal["md", "html"] = "md"
 
 
-class UserIn(_In):
+class UserIn(_Body):
     """A user's role."""
 
     role: Literal["viewer", "contributor", "approver", "admin"]
 
 
-class TokenIn(_In):
+class TokenIn(_Body):
     """A new API token."""
 
     user: str = Name
@@ -136,26 +214,26 @@ class TokenIn(_In):
     label: str = Field(default="", max_length=200)
 
 
-class PolicyIn(_In):
+class PolicyIn(_Body):
     """A policy document (YAML or JSON text), for the registry or one model."""
 
     text: str = Field(max_length=1_000_000)
     model: str | None = Field(default=None, max_length=64)
 
 
-class PolicyTextIn(_In):
+class PolicyTextIn(_Body):
     """A policy document to validate without storing it."""
 
     text: str = Field(max_length=1_000_000)
 
 
-class StageIn(_In):
+class StageIn(_Body):
     """A stage to gate for."""
 
     stage: str = Field(min_length=1, max_length=64)
 
 
-class ApprovalIn(_In):
+class ApprovalIn(_Body):
     """A sign-off or rejection of the version's current evidence."""
 
     stage: str = Field(min_length=1, max_length=64)
@@ -163,7 +241,7 @@ class ApprovalIn(_In):
     decision: Literal["approve", "reject"] = "approve"
 
 
-class PromoteIn(_In):
+class PromoteIn(_Body):
     """A promotion; ``force`` (admins, with a reason) overrides a failed gate."""
 
     stage: str = Field(min_length=1, max_length=64)
@@ -171,7 +249,7 @@ class PromoteIn(_In):
     reason: str | None = Field(default=None, max_length=10_000)
 
 
-class RollbackIn(_In):
+class RollbackIn(_Body):
     """A rollback, by default to the stage's previous holder."""
 
     reason: str = Field(max_length=10_000)
@@ -179,13 +257,21 @@ class RollbackIn(_In):
     force: bool = False
 
 
-class VerifyIn(_In):
+class VerifyIn(_Body):
     """Whether to re-hash every blob too."""
 
     artifacts: bool = False
 
 
-class DigestsIn(_In):
+class WebhookIn(_Body):
+    """A subscription: where to POST which ledger events (secret generated if omitted)."""
+
+    url: str = Field(min_length=1, max_length=2000)
+    events: list[str] = Field(min_length=1, max_length=100)
+    secret: str | None = Field(default=None, max_length=500)
+
+
+class DigestsIn(_Body):
     """Blob digests a client is about to upload."""
 
     digests: list[str] = Field(max_length=100_000)
@@ -193,123 +279,16 @@ class DigestsIn(_In):
 
 # -- responses (descriptive) ------------------------------------------------
 class _ErrorBody(BaseModel):
-    code: str
-    message: str
+    model_config = ConfigDict(extra="forbid")
+
+    code: str = Field(min_length=1)
+    message: str = Field(min_length=1)
     details: dict[str, Any]
 
 
 class ErrorOut(BaseModel):
-    """Every error: a stable code, one sentence, structured details."""
+    """Every error: a stable code, one sentence, structured details (and nothing else)."""
+
+    model_config = ConfigDict(extra="forbid")
 
     error: _ErrorBody
-
-
-class ModelOut(BaseModel):
-    """A model line."""
-
-    name: str
-    description: str
-    owner: str
-    risk_tier: Literal["low", "medium", "high"]
-    created_by: str
-    created_at: str
-
-
-class _Fingerprints(BaseModel):
-    architecture: str
-    data: str
-    config: str
-    architecture_method: str
-
-
-class _Dataset(BaseModel):
-    name: str
-    role: str
-    uri: str
-    digest: str | None
-    size: int | None
-
-
-class VersionOut(BaseModel):
-    """A version: its frozen record, plus tags."""
-
-    ref: str
-    model: str
-    version: str
-    state: Literal["draft", "published"]
-    parent: str | None
-    change_kind: str | None
-    fingerprints: _Fingerprints
-    manifest_digest: str
-    file_count: int
-    total_size: int
-    run_id: str | None
-    commit: str | None
-    params: dict[str, str]
-    datasets: list[_Dataset]
-    created_by: str
-    created_at: str
-    published_by: str | None
-    published_at: str | None
-    baseline_digest: str | None = None
-    tags: dict[str, str]
-
-
-class FileOut(BaseModel):
-    """One file of a version's manifest."""
-
-    path: str
-    digest: str
-    size: int
-
-
-class ModelPage(BaseModel):
-    """A page of models; pass ``next_cursor`` back as ``cursor`` for the next."""
-
-    items: list[ModelOut]
-    next_cursor: str | None
-
-
-class VersionPage(BaseModel):
-    """A page of versions; pass ``next_cursor`` back as ``cursor`` for the next."""
-
-    items: list[VersionOut]
-    next_cursor: str | None
-
-
-class UserOut(BaseModel):
-    """A registry user and their role."""
-
-    name: str
-    role: Literal["viewer", "contributor", "approver", "admin"]
-    updated_by: str
-    updated_at: str
-
-
-class TokenOut(BaseModel):
-    """A token as listed (never its secret)."""
-
-    token_id: str
-    user: str
-    label: str
-    created_by: str
-    created_at: str
-    expires_at: str | None
-    revoked_by: str | None
-    revoked_at: str | None
-
-
-class MoveOut(BaseModel):
-    """One move of a stage pointer."""
-
-    model: str
-    stage: str
-    generation: int
-    version: str
-    action: str
-    reason: str | None
-    gate_decision_id: int | None
-    approval_ids: list[int]
-    by: str
-    at: str
-    ledger_seq: int

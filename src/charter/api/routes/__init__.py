@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-__all__ = ["BINARY", "ERRORS", "ERROR_SCHEMA", "ROW_ID_MAX"]
+from fastapi import Path
+
+__all__ = ["BINARY", "ERRORS", "ERROR_SCHEMA", "ROW_ID_MAX", "TEXT", "Segment"]
 
 BINARY: dict[str, Any] = {"type": "string", "format": "binary"}
 ROW_ID_MAX = 2**31 - 1  # integer row ids are 32-bit in every backend
 ERROR_SCHEMA = "Error"
+TEXT = r"^[^\x00]*$"
+"""What a text parameter may hold: anything but NUL, which PostgreSQL text cannot store
+(a NUL reached the database as a 503 there, and as a silent miss in SQLite)."""
+Segment = Annotated[str, Path(pattern=TEXT)]
+"""A text path parameter."""
 
 _ERROR: dict[str, Any] = {
     "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{ERROR_SCHEMA}"}}}

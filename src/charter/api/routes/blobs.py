@@ -10,7 +10,8 @@ from starlette.concurrency import run_in_threadpool
 
 from charter.api.auth import require
 from charter.api.deps import Contributor, Viewer, reply
-from charter.api.routes import BINARY, ERRORS
+from charter.api.responses import BlobOut, MissingOut
+from charter.api.routes import BINARY, ERRORS, Segment
 from charter.api.schemas import DigestsIn
 from charter.api.streaming import blob_response, receive_blob
 from charter.artifacts import validate_digest
@@ -23,7 +24,7 @@ router = APIRouter(responses=ERRORS, tags=["blobs"])
 _BLOB = {"content": {"application/octet-stream": {"schema": BINARY}}}
 
 
-@router.post("/blobs/missing", response_model=dict[str, list[str]])
+@router.post("/blobs/missing", response_model=MissingOut)
 def missing(reg: Contributor, body: DigestsIn) -> Response:
     """Which of these blobs the server lacks: upload only those."""
     store = reg.artifacts
@@ -33,7 +34,7 @@ def missing(reg: Contributor, body: DigestsIn) -> Response:
 
 @router.head("/blobs/{digest}", include_in_schema=False)
 @router.get("/blobs/{digest}", responses={200: _BLOB, 206: _BLOB, 304: {}, 416: {}})
-def get_blob(reg: Viewer, request: Request, digest: str) -> Response:
+def get_blob(reg: Viewer, request: Request, digest: Segment) -> Response:
     """A blob's bytes (``Range`` supported; ``ETag`` is its digest)."""
     return blob_response(request, reg.artifacts, validate_digest(digest))
 
@@ -41,12 +42,13 @@ def get_blob(reg: Viewer, request: Request, digest: str) -> Response:
 @router.put(
     "/blobs/{digest}",
     status_code=201,
-    response_model=dict[str, object],
+    response_model=BlobOut,
+    responses={200: {"model": BlobOut, "description": "Already held (the body was not read)"}},
     openapi_extra={"requestBody": {"required": True, **_BLOB}},
 )
 async def put_blob(
     request: Request,
-    digest: str,
+    digest: Segment,
     reg: Annotated[Registry, Depends(require(Role.CONTRIBUTOR))],
 ) -> Response:
     """Upload a blob (``application/octet-stream``); its bytes must hash to ``digest``.

@@ -6,10 +6,11 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query
 from fastapi.responses import Response
-from pydantic import BaseModel, ConfigDict, Field
 
 from charter.api.deps import Admin, reply
+from charter.api.responses import DeliveryOut, WebhookCreatedOut, WebhookOut
 from charter.api.routes import ERRORS, ROW_ID_MAX
+from charter.api.schemas import WebhookIn
 
 __all__ = ["router"]
 
@@ -17,36 +18,26 @@ router = APIRouter(responses=ERRORS, tags=["webhooks"])
 Obj = dict[str, Any]
 
 
-class WebhookIn(BaseModel):
-    """A subscription: where to POST which ledger events (secret generated if omitted)."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    url: str = Field(min_length=1, max_length=2000)
-    events: list[str] = Field(min_length=1, max_length=100)
-    secret: str | None = Field(default=None, max_length=500)
-
-
-@router.post("/webhooks", status_code=201, response_model=Obj)
+@router.post("/webhooks", status_code=201, response_model=WebhookCreatedOut)
 def add_webhook(reg: Admin, body: WebhookIn) -> Response:
     """Subscribe a URL: ``{"webhook", "secret"}`` (the secret is shown only here)."""
     hook, secret = reg.add_webhook(url=body.url, events=body.events, secret=body.secret)
     return reply({"webhook": hook, "secret": secret}, 201)
 
 
-@router.get("/webhooks", response_model=list[Obj])
+@router.get("/webhooks", response_model=list[WebhookOut])
 def list_webhooks(reg: Admin) -> Response:
     """Every subscription, removed ones included."""
     return reply(reg.list_webhooks())
 
 
-@router.delete("/webhooks/{webhook_id}", response_model=Obj)
+@router.delete("/webhooks/{webhook_id}", response_model=WebhookOut)
 def remove_webhook(reg: Admin, webhook_id: Annotated[int, Path(ge=1, le=ROW_ID_MAX)]) -> Response:
     """Deactivate a subscription."""
     return reply(reg.remove_webhook(webhook_id=webhook_id))
 
 
-@router.get("/webhooks/deliveries", response_model=list[Obj])
+@router.get("/webhooks/deliveries", response_model=list[DeliveryOut])
 def deliveries(
     reg: Admin,
     webhook_id: Annotated[int | None, Query(ge=1, le=ROW_ID_MAX)] = None,

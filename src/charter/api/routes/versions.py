@@ -8,8 +8,17 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 
 from charter.api.deps import Approver, Contributor, Viewer, reply
-from charter.api.routes import BINARY, ERRORS
-from charter.api.schemas import DeprecateIn, FileOut, RegisterIn, TagsIn, VersionOut, VersionPage
+from charter.api.responses import (
+    BlameOut,
+    DiffOut,
+    FileOut,
+    LineageOut,
+    VerifyOut,
+    VersionOut,
+    VersionPage,
+)
+from charter.api.routes import BINARY, ERRORS, TEXT, Segment
+from charter.api.schemas import DeprecateIn, RegisterIn, TagsIn
 from charter.api.streaming import blob_response
 from charter.artifacts import validate_relpath
 from charter.domain.entities import DatasetRef, FileRecord
@@ -24,10 +33,10 @@ V = "/models/{name}/versions/{version}"
 @router.get("/models/{name}/versions", response_model=VersionPage)
 def list_versions(
     reg: Viewer,
-    name: str,
+    name: Segment,
     state: Annotated[str | None, Query(pattern="^(draft|published)$")] = None,
-    tag: Annotated[str | None, Query(max_length=1200)] = None,
-    cursor: Annotated[str | None, Query(max_length=64)] = None,
+    tag: Annotated[str | None, Query(pattern=TEXT, max_length=1200)] = None,
+    cursor: Annotated[str | None, Query(pattern=TEXT, max_length=64)] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     newest_first: bool = False,
 ) -> Response:
@@ -40,7 +49,7 @@ def list_versions(
 
 
 @router.post("/models/{name}/versions", status_code=201, response_model=VersionOut)
-def register(reg: Contributor, name: str, body: RegisterIn) -> Response:
+def register(reg: Contributor, name: Segment, body: RegisterIn) -> Response:
     """Register a draft from its manifest of uploaded blobs.
 
     Blobs the server lacks come back as 404 ``not_found`` with
@@ -65,39 +74,39 @@ def register(reg: Contributor, name: str, body: RegisterIn) -> Response:
 
 
 @router.get(V, response_model=VersionOut)
-def get_version(reg: Viewer, name: str, version: str) -> Response:
+def get_version(reg: Viewer, name: Segment, version: Segment) -> Response:
     """One version."""
     return reply(reg.get_version(model=name, version=version))
 
 
 @router.delete(V, status_code=204)
-def delete_draft(reg: Contributor, name: str, version: str) -> Response:
+def delete_draft(reg: Contributor, name: Segment, version: Segment) -> Response:
     """Delete a draft (published versions are permanent)."""
     reg.delete_draft(model=name, version=version)
     return Response(status_code=204)
 
 
 @router.post(V + "/publish", response_model=VersionOut)
-def publish(reg: Contributor, name: str, version: str) -> Response:
+def publish(reg: Contributor, name: Segment, version: Segment) -> Response:
     """Freeze a draft and seal its baseline."""
     return reply(reg.publish(model=name, version=version))
 
 
 @router.patch(V + "/tags", response_model=VersionOut)
-def set_tags(reg: Contributor, name: str, version: str, body: TagsIn) -> Response:
+def set_tags(reg: Contributor, name: Segment, version: Segment, body: TagsIn) -> Response:
     """Set (a value) or remove (null) tags."""
     return reply(reg.set_tags(model=name, version=version, tags=body.tags))
 
 
 @router.post(V + "/deprecate", status_code=204)
-def deprecate(reg: Approver, name: str, version: str, body: DeprecateIn) -> Response:
+def deprecate(reg: Approver, name: Segment, version: Segment, body: DeprecateIn) -> Response:
     """Mark a version deprecated or archived: it can never be promoted again."""
     reg.deprecate(model=name, version=version, reason=body.reason, status=body.status)
     return Response(status_code=204)
 
 
 @router.get(V + "/files", response_model=list[FileOut])
-def files(reg: Viewer, name: str, version: str) -> Response:
+def files(reg: Viewer, name: Segment, version: Segment) -> Response:
     """The version's manifest."""
     return reply(reg.files(model=name, version=version))
 
@@ -107,7 +116,7 @@ _FILE = {"content": {"application/octet-stream": {"schema": BINARY}}}
 
 @router.head(V + "/files/{path:path}", include_in_schema=False)
 @router.get(V + "/files/{path:path}", responses={200: _FILE, 206: _FILE, 304: {}, 416: {}})
-def file(reg: Viewer, request: Request, name: str, version: str, path: str) -> Response:
+def file(reg: Viewer, request: Request, name: Segment, version: Segment, path: Segment) -> Response:
     """One file of the version by its path (``Range`` supported; ``ETag`` is its digest)."""
     validate_relpath(path)
     found = [f for f in reg.files(model=name, version=version) if f.path == path]
@@ -116,31 +125,31 @@ def file(reg: Viewer, request: Request, name: str, version: str, path: str) -> R
     return blob_response(request, reg.artifacts, found[0].digest, filename=path)
 
 
-@router.get(V + "/lineage", response_model=dict[str, Any])
-def lineage(reg: Viewer, name: str, version: str) -> Response:
+@router.get(V + "/lineage", response_model=LineageOut)
+def lineage(reg: Viewer, name: Segment, version: Segment) -> Response:
     """Ancestors (nearest first) and descendants."""
     return reply(reg.lineage(model=name, version=version))
 
 
-@router.get(V + "/diff", response_model=dict[str, Any])
+@router.get(V + "/diff", response_model=DiffOut)
 def diff(
     reg: Viewer,
-    name: str,
-    version: str,
-    against: Annotated[str, Query(max_length=128)],
-    against_model: Annotated[str | None, Query(max_length=64)] = None,
+    name: Segment,
+    version: Segment,
+    against: Annotated[str, Query(pattern=TEXT, max_length=128)],
+    against_model: Annotated[str | None, Query(pattern=TEXT, max_length=64)] = None,
 ) -> Response:
     """What changed from this version to ``against`` (of ``against_model``, default: same)."""
     return reply(reg.diff(model=name, a=version, b=against, model_b=against_model))
 
 
-@router.get(V + "/blame", response_model=dict[str, Any])
+@router.get(V + "/blame", response_model=BlameOut)
 def blame(
     reg: Viewer,
-    name: str,
-    version: str,
-    metric: Annotated[str, Query(min_length=1, max_length=200)],
-    slice_: Annotated[str | None, Query(alias="slice", max_length=500)] = None,
+    name: Segment,
+    version: Segment,
+    metric: Annotated[str, Query(pattern=TEXT, min_length=1, max_length=200)],
+    slice_: Annotated[str | None, Query(pattern=TEXT, alias="slice", max_length=500)] = None,
     tolerance: Annotated[float, Query(ge=0, le=1e9)] = 0.0,
 ) -> Response:
     """The first step along the ancestry where ``metric`` regressed, with its diff."""
@@ -150,8 +159,8 @@ def blame(
     return reply(found)
 
 
-@router.get(V + "/verify", response_model=dict[str, Any])
-def verify_version(reg: Viewer, name: str, version: str) -> Response:
+@router.get(V + "/verify", response_model=VerifyOut)
+def verify_version(reg: Viewer, name: Segment, version: Segment) -> Response:
     """Re-hash the version's stored files."""
     return reply(reg.verify_version(model=name, version=version))
 
@@ -159,8 +168,8 @@ def verify_version(reg: Viewer, name: str, version: str) -> Response:
 @router.get(V + "/export", response_model=dict[str, Any] | list[dict[str, Any]])
 def export(
     reg: Viewer,
-    name: str,
-    version: str,
+    name: Segment,
+    version: Segment,
     format: Annotated[str, Query(pattern="^(cyclonedx|in-toto)$")],
     sign: bool = False,
 ) -> Response:
@@ -169,6 +178,6 @@ def export(
 
 
 @router.get("/datasets/{digest}/versions", response_model=list[VersionOut])
-def dataset_users(reg: Viewer, digest: str) -> Response:
+def dataset_users(reg: Viewer, digest: Segment) -> Response:
     """Every version that declared a dataset with this digest."""
     return reply(reg.versions_using_dataset(digest=digest))
