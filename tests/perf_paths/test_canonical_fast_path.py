@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 
 from charter.domain.canonical import canonical_bytes, canonical_digest
 from charter.domain.entities import Event
+from charter.domain.errors import InvalidInputError, UncanonicalValueError
 
 SAFE = 2**53 - 1
 
@@ -94,8 +95,10 @@ def test_integers_beyond_2_53_are_refused_as_before(bad: Any) -> None:
 
 @pytest.mark.parametrize("bad", [float("nan"), {1: "x"}, {"s": {1, 2}}, b"bytes", object()])
 def test_what_json_cannot_carry_is_refused(bad: Any) -> None:
-    with pytest.raises(ValueError):
+    # A user's bad value (NaN in a profile file) is bad input, not a crash.
+    with pytest.raises(UncanonicalValueError, match="canonical JSON") as caught:
         canonical_bytes(bad)
+    assert isinstance(caught.value, ValueError) and isinstance(caught.value, InvalidInputError)
 
 
 def test_keys_outside_the_bmp_sort_by_utf16_not_code_points() -> None:

@@ -19,7 +19,14 @@ from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
 from _postgres import raw_database
 from charter.cli import main
-from charter.domain.errors import CharterError, HomeError, ImmutableError, StorageError
+from charter.domain.errors import (
+    CharterError,
+    HomeError,
+    ImmutableError,
+    InvalidInputError,
+    NotFoundError,
+    StorageError,
+)
 from charter.sdk import init_registry, open_registry
 from charter.service import Registry
 from charter.settings import Settings
@@ -338,3 +345,12 @@ def test_no_free_connection_is_a_storage_error_saying_busy(
     for open_tx in (store.read, store.write):
         with pytest.raises(StorageError, match="busy"), open_tx():
             pass
+
+
+def test_nul_in_a_lookup_is_bad_input_on_every_backend(registry: Registry) -> None:
+    # PostgreSQL text cannot hold NUL at all (the driver refuses to send it): that
+    # must read as bad input, not as the database being unavailable.
+    with pytest.raises((InvalidInputError, NotFoundError)):
+        registry.get_model(name="credit\x00risk")
+    with pytest.raises((InvalidInputError, NotFoundError)):
+        registry.list_versions(model="credit\x00risk")

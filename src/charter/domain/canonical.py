@@ -34,6 +34,8 @@ from typing import Any
 
 import rfc8785
 
+from charter.domain.errors import UncanonicalValueError
+
 __all__ = ["canonical_bytes", "canonical_digest", "loads", "sha256_hex"]
 
 # RFC 8785 (through I-JSON) limits integers to what an IEEE 754 double holds exactly.
@@ -56,8 +58,9 @@ def canonical_bytes(value: Any) -> bytes:
         The canonical UTF-8 bytes.
 
     Raises:
-        ValueError: if ``value`` holds something JSON cannot carry (NaN, sets,
-            bytes, integers beyond 2**53 - 1, non-string keys…).
+        UncanonicalValueError: (a ``ValueError`` and an ``InvalidInputError``) if
+            ``value`` holds something JSON cannot carry (NaN, sets, bytes,
+            integers beyond 2**53 - 1, non-string keys, lone surrogates…).
     """
     if _plain(value):
         try:
@@ -67,7 +70,10 @@ def canonical_bytes(value: Any) -> bytes:
     try:
         return rfc8785.dumps(value)
     except (rfc8785.CanonicalizationError, TypeError) as exc:
-        raise ValueError(f"value cannot be canonicalised: {exc}") from exc
+        raise UncanonicalValueError(
+            f"a value cannot be stored as canonical JSON: {exc} (JSON numbers are integers "
+            "within ±(2**53 - 1) or finite floats; text is valid Unicode)"
+        ) from exc
 
 
 def _plain(value: Any) -> bool:

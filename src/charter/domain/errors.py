@@ -58,6 +58,14 @@ class InvalidInputError(CharterError):
     exit_code = 2
 
 
+class UncanonicalValueError(InvalidInputError, ValueError):
+    """A value canonical JSON cannot carry (NaN, integers beyond 2**53 - 1, lone surrogates).
+
+    Also a ``ValueError``, which :func:`charter.domain.canonical.canonical_bytes`
+    raised before: callers catching that still do.
+    """
+
+
 class NotFoundError(CharterError):
     """A named model, version, entry or file does not exist."""
 

@@ -21,7 +21,12 @@ from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import DatabaseError, IntegrityError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
-from charter.domain.errors import AlreadyExistsError, ImmutableError, StorageError
+from charter.domain.errors import (
+    AlreadyExistsError,
+    ImmutableError,
+    InvalidInputError,
+    StorageError,
+)
 from charter.store._ledger import CheckpointRow, LedgerHead, LedgerReads, LedgerWrites
 from charter.store._versions import VersionReads, VersionWrites
 from charter.store._wal import WalCheckpointer
@@ -98,6 +103,7 @@ class Store:
             with self.engine.connect().execution_options(**options) as conn:
                 yield ReadTx(conn)
         except (DatabaseError, OperationalError) as exc:
+            _refuse_nul(exc)
             raise StorageError(f"database read failed: {_reason(exc)}", url=self.url) from None
         except PoolTimeoutError:
             raise _busy(self.url) from None
@@ -112,6 +118,7 @@ class Store:
             with self.engine.connect().execution_options(**options) as conn, conn.begin():
                 yield WriteTx(conn)
         except (DatabaseError, OperationalError) as exc:  # IntegrityError included
+            _refuse_nul(exc)
             reason = _reason(exc)
             if any(phrase in reason for phrase in _GUARD_PHRASES):
                 # A write that raced a publish (or sealing) met the database's own guard.
@@ -131,6 +138,14 @@ _PG_READ = {"isolation_level": "REPEATABLE READ", "postgresql_readonly": True}
 
 # Words of the append-only / immutability triggers (migrations 0001-0005).
 _GUARD_PHRASES = ("immutable", "append-only", "sealed", "never edited", "are permanent")
+
+
+def _refuse_nul(exc: Exception) -> None:
+    """PostgreSQL text cannot hold NUL (SQLite can): refuse it as bad input, alike."""
+    if "NUL" in _reason(exc) and "0x00" in _reason(exc):
+        raise InvalidInputError(
+            "text may not contain NUL characters", field="text", valid="text without U+0000"
+        ) from None
 
 
 def _busy(url: str) -> StorageError:
