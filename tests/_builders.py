@@ -10,6 +10,15 @@ from charter.domain.folding import fold
 from charter.evaluation.base import EvaluationContext
 
 ZERO = "sha256:" + "0" * 64
+# The smallest policy that gates something: staging needs accuracy >= 0.85
+# (production keeps the built-in defaults for the tier).
+STAGING_ACCURACY_POLICY = """
+schema: charter.policy/v1
+stages: [staging, production]
+rules:
+  staging:
+    metrics: [{metric: accuracy, min: 0.85}]
+"""
 
 
 def model(name: str = "credit", risk_tier: RiskTier = RiskTier.HIGH) -> Model:

@@ -40,6 +40,7 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from _api import Team
+from _builders import STAGING_ACCURACY_POLICY
 from charter.api import create_app
 from charter.domain.profile import parse_document
 from charter.service import Registry
@@ -75,13 +76,7 @@ constraints:
 """
 AMENDMENT = "evaluations: [{name: toxicity_rate, value: 0.004}]"
 OBSERVATION = "adversarial: [{pack: {name: live, version: '3'}, target: t, attempts: 99, hits: 31}]"
-POLICY = """
-schema: charter.policy/v1
-stages: [staging, production]
-rules:
-  staging:
-    metrics: [{metric: accuracy, min: 0.85}]
-"""
+POLICY = STAGING_ACCURACY_POLICY
 TARGET = {"kind": "callable", "function": "charter_fuzz.model:predict"}
 
 

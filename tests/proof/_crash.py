@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+from _builders import STAGING_ACCURACY_POLICY
 from _served import ServedRegistry
 from charter._client_http import hash_file
 from charter.client import RemoteRegistry
@@ -53,13 +54,7 @@ STAGES = ("staging", "production")
 # A policy that lets every version with this profile through both stages: the
 # suite is about crashes, not gates, but each promotion still runs a real gate
 # (and records its decision) before the stage moves.
-POLICY = """
-schema: charter.policy/v1
-stages: [staging, production]
-rules:
-  staging:
-    metrics: [{metric: accuracy, min: 0.85}]
-"""
+POLICY = STAGING_ACCURACY_POLICY
 PROFILE = parse_document("evaluations:\n  - {name: accuracy, value: 0.91}\n")
 # A client gives up this share of the registrations a kill cut short, leaving
 # their uploaded blobs unreferenced, for ``gc --blobs``; it retries the others.

@@ -23,6 +23,7 @@ from typing import Any
 import pytest
 
 import charter._profiles
+from _builders import STAGING_ACCURACY_POLICY
 from _postgres import selected_backends
 from charter.domain.errors import ConflictError, GateRefusedError, ImmutableError
 from charter.domain.gate import GateDecision
@@ -32,13 +33,7 @@ from charter.sdk import init_registry
 from charter.service import Registry
 from charter.settings import Settings
 
-POLICY = """
-schema: charter.policy/v1
-stages: [staging, production]
-rules:
-  staging:
-    metrics: [{metric: accuracy, min: 0.85}]
-"""
+POLICY = STAGING_ACCURACY_POLICY
 M: dict[str, Any] = {"model": "m", "version": "1.0.0"}
 ROBUSTNESS = "evaluations: [{{name: robustness, value: {}}}]"
 STRICTER = POLICY.replace("min: 0.85", "min: 0.95")
