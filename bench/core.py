@@ -203,8 +203,8 @@ def commit_note(times: list[float]) -> str:
     return (
         f"write commits (timed over {len(ordered):,}): median {pct(ordered, 0.5) * 1e6:,.0f} µs, "
         f"mean {sum(ordered) / max(1, len(ordered)) * 1e6:,.0f} µs; the slowest 1% (from "
-        f"{slowest[0] * 1e3 if slowest else 0:,.1f} ms: SQLite's WAL auto-checkpoint, which "
-        f"syncs the database file) are {share:.0%} of all commit time"
+        f"{slowest[0] * 1e3 if slowest else 0:,.1f} ms) are {share:.0%} of all commit time "
+        "(WAL checkpoints run beside the commits, in the store's checkpoint thread)"
     )
 
 

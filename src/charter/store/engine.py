@@ -73,7 +73,9 @@ _BEGIN = {mode: f"BEGIN {mode}" for mode in ("DEFERRED", "IMMEDIATE", "EXCLUSIVE
 
 
 def _sqlite_engine(url: str, *, synchronous: str, busy_timeout_s: float) -> Engine:
-    engine = create_engine(url, connect_args={"timeout": busy_timeout_s})
+    # Named parameters: prebuilt statements (store._sql) then hand their dict of
+    # values to the driver as it is, instead of building a tuple per call.
+    engine = create_engine(url, connect_args={"timeout": busy_timeout_s}, paramstyle="named")
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_conn: sqlite3.Connection, _record: Any) -> None:
