@@ -266,12 +266,13 @@ class Registry(
         )  # fmt: skip
         parent_v = self._check_new_version(model=model, version=version, parent=parent)
         refs = tuple(dataset_ref(role, target) for role, target in datasets)
-        sources = scan_source(Path(path))
+        source = Path(path)
+        sources = scan_source(source)
         arch = architecture_fingerprint(
             [(s.relpath, s.abspath) for s in sources], declared=architecture
         )
         manifest = ingest(
-            self.artifacts, Path(path), sources=sources, cache=self._cache, progress=progress
+            self.artifacts, source, sources=sources, cache=self._cache, progress=progress
         )
         return commit_version(
             self, request, parent=parent_v, datasets=refs, manifest=manifest, arch=arch,

@@ -137,14 +137,18 @@ def scan_source(path: Path) -> list[SourceFile]:
             folders, an empty folder, or names that :func:`validate_relpath` rejects.
     """
     path = Path(path)
-    if not path.exists():
-        raise NotFoundError(f"artifact source not found: {path}", path=str(path))
-    root = path.resolve()  # naming a link explicitly is fine: its target is the source
-    mode = root.stat().st_mode
+    try:
+        root = path.resolve(strict=True)  # naming a link is fine: its target is the source
+        info = root.stat()
+    except PermissionError as exc:
+        raise _bad_source(path, f"it cannot be read ({exc})") from None
+    except (OSError, RuntimeError):  # missing, or a dangling or looping link (3.11: RuntimeError)
+        raise NotFoundError(f"artifact source not found: {path}", path=str(path)) from None
+    mode = info.st_mode
     if stat_mod.S_ISREG(mode):
         # Named as the user named it (a link keeps its own name, not its target's).
         name = path.name or root.name
-        return [SourceFile(validate_relpath(name), root, root.stat().st_size)]
+        return [SourceFile(validate_relpath(name), root, info.st_size)]
     if not stat_mod.S_ISDIR(mode):
         raise _bad_source(path, "it is a special file (fifo, socket or device)")
     files: list[SourceFile] = []

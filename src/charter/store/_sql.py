@@ -76,7 +76,7 @@ class Compiled:
             return Rows.of(conn.exec_driver_sql(sql, bound))
         if not conn.in_transaction():
             conn.begin()  # what SQLAlchemy's autobegin would do, events included
-        cursor = conn.connection.cursor()
+        cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
         try:
             if many:
                 cursor.executemany(sql, bound)
