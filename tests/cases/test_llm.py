@@ -5,13 +5,11 @@ from __future__ import annotations
 import importlib.util
 import json
 import urllib.request
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from charter.cases import Summary, run
+from cases._twice import Runs, run_twice
 from charter.cases.llm import MODEL
 from charter.sdk import open_registry
 
@@ -26,26 +24,10 @@ pytestmark = [
 PROBES = 18  # three per category of charter-default
 
 
-@dataclass
-class Runs:
-    """A fresh home after the case ran, and what a second run on it changed."""
-
-    home: Path
-    second: Summary
-    ledger: tuple[Any, Any]  # (entries, latest checkpoint) before the second run
-    ledger_after: tuple[Any, Any]
-
-
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory: pytest.TempPathFactory) -> Runs:
     root = tmp_path_factory.mktemp("llm") / "home"
-    assert run(root, cases=["llm"], max_probes=PROBES).verified  # a free port by default
-    with open_registry(root) as reg:
-        before = reg.audit_log(), reg.checkpoint(sign=False)
-    second = run(root, cases=["llm"], max_probes=PROBES)
-    with open_registry(root) as reg:
-        after = reg.audit_log(), reg.checkpoint(sign=False)
-    return Runs(root, second, before, after)
+    return run_twice(root, "llm", max_probes=PROBES)  # a free port by default
 
 
 @pytest.fixture(scope="module")
