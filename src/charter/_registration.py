@@ -11,7 +11,7 @@ through :func:`commit_version`. Mixed into :class:`charter.service.Registry`.
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -48,14 +48,12 @@ class _Host(Protocol):
 
     def get_version(self, *, model: str, version: str) -> Version: ...
 
-    def _check_new_version(
-        self, *, model: str, version: str, parent: str | None
-    ) -> Version | None: ...
+    def _check_new_version(self, *, model: str, version: str, parent: str | None) -> None: ...
 
     def redteam(self, *, model: str, version: str) -> dict[str, Any]: ...
 
     def _record(
-        self, tx: WriteTx, type_: str, subject: str, data: dict[str, Any]
+        self, tx: WriteTx, type_: str, subject: str, data: dict[str, Any], *, at: str | None = None
     ) -> LedgerRecord: ...
 
 
@@ -97,6 +95,8 @@ def check_request(
     """
     validate_name(model, field="model")
     parse_version(version)
+    if parent is not None:
+        parse_version(parent)
     declared = ChangeKind.parse(change) if change else None
     checked = {
         str(k): check_text(str(v), field=f"param {k}", limit=1000)
@@ -126,16 +126,24 @@ def commit_version(
     host: _Host,
     request: RegistrationRequest,
     *,
-    parent: Version | None,
     datasets: tuple[DatasetRef, ...],
     manifest: Manifest,
     arch: ArchitectureFingerprint,
     evaluate: bool,
+    store_files: Callable[[], None] | None = None,
 ) -> Version:
-    """Fingerprint, check the bump and commit a draft whose files are stored.
+    """Fingerprint, check the bump and commit a draft.
+
+    Everything is checked under the writer lock: the model, the number, the
+    parent and the bump. ``store_files`` stores the files of a staged source
+    (see :func:`charter.artifacts.stage`) once every check has passed, before
+    the commit: a refused registration stores nothing, and a committed one
+    never names a blob that is not stored. Without it, the files must be stored
+    already.
 
     Raises:
-        BumpRefusedError, InvalidInputError, NotFoundError, AlreadyExistsError.
+        BumpRefusedError, InvalidInputError, NotFoundError, AlreadyExistsError,
+        StorageError.
     """
     r = request
     fingerprints = Fingerprints(
@@ -145,43 +153,57 @@ def commit_version(
             r.params, [(e.path, e.digest) for e in manifest.entries if is_config_file(e.path)]
         ),
     )
-    declared, override = r.declared, None
-    if parent is not None:
-        declared, override = check_declared_bump(
-            parent=parent, number=parse_version(r.version), declared=declared,
-            fingerprints=fingerprints, force=r.force, reason=r.reason,
-        )  # fmt: skip
-    entity = Version(
-        model=r.model, version=r.version, state=VersionState.DRAFT, parent=r.parent,
-        change_kind=declared.value if declared else None,
-        fp_architecture=fingerprints.architecture, fp_data=fingerprints.data,
-        fp_config=fingerprints.config, architecture_method=arch.method,
-        manifest_digest=manifest.digest, file_count=len(manifest.entries),
-        total_size=manifest.total_size, run_id=r.run_id, commit=r.commit, params=r.params,
-        datasets=datasets, created_by=host.user, created_at=now(),
-    )  # fmt: skip
     files = [FileRecord(e.path, e.digest, e.size) for e in manifest.entries]
-    subject = f"version:{entity.ref}"
+    ref = f"{r.model}@{r.version}"
     with host.store.write() as tx:
+        # Stamped under the writer lock, so ledger order is time order; its events
+        # carry the same time.
+        at = now()
         model_id, existing = tx.ids(r.model, r.version)
         if model_id is None:
-            raise NotFoundError(f"unknown model {r.model!r}", model=r.model)
+            raise NotFoundError(
+                f"unknown model {r.model!r}: create it with `charter model create {r.model}`",
+                model=r.model,
+            )
         if existing is not None:
             raise AlreadyExistsError(
-                f"version {entity.ref} already exists", model=r.model, version=r.version
+                f"version {ref} already exists: versions are unique within a model",
+                model=r.model,
+                version=r.version,
             )
-        parent_id = tx.version_id(r.model, r.parent) if r.parent else None
+        declared, override, parent_id = r.declared, None, None
+        if r.parent is not None:
+            found = tx.version_with_id(r.model, r.parent)
+            if found is None:
+                raise NotFoundError(
+                    f"unknown parent version {r.model}@{r.parent}", model=r.model, version=r.parent
+                )
+            parent_id, parent = found
+            declared, override = check_declared_bump(
+                parent=parent, number=parse_version(r.version), declared=declared,
+                fingerprints=fingerprints, force=r.force, reason=r.reason,
+            )  # fmt: skip
+        if store_files is not None:
+            store_files()
+        entity = Version(
+            model=r.model, version=r.version, state=VersionState.DRAFT, parent=r.parent,
+            change_kind=declared.value if declared else None,
+            fp_architecture=fingerprints.architecture, fp_data=fingerprints.data,
+            fp_config=fingerprints.config, architecture_method=arch.method,
+            manifest_digest=manifest.digest, file_count=len(manifest.entries),
+            total_size=manifest.total_size, run_id=r.run_id, commit=r.commit, params=r.params,
+            datasets=datasets, created_by=host.user, created_at=at,
+        )  # fmt: skip
+        subject = f"version:{ref}"
         vid = tx.insert_version(entity, model_id=model_id, parent_id=parent_id, files=files)
-        host._record(tx, "version.registered", subject, {"record": entity.record()})
+        host._record(tx, "version.registered", subject, {"record": entity.record()}, at=at)
         if override is not None:
-            host._record(tx, "bump.overridden", subject, override)
+            host._record(tx, "bump.overridden", subject, override, at=at)
         if r.tags:
             tx.set_tags(vid, r.tags)
-            host._record(tx, "tag.set", subject, {"changes": r.tags, "tags": r.tags})
+            host._record(tx, "tag.set", subject, {"changes": r.tags, "tags": r.tags}, at=at)
         if r.profile is not None and r.profile.entries():
-            add_entries_in(
-                host, tx, vid=vid, ref=entity.ref, document=r.profile, at=entity.created_at
-            )
+            add_entries_in(host, tx, vid=vid, ref=ref, document=r.profile, at=at)
         red_team = tx.model_target(model_id) if evaluate else None
     if red_team and red_team.get("auto"):
         # The version is registered and consistent either way; a campaign that
@@ -268,7 +290,7 @@ class RegistrationUseCases:
         refs = tuple(_check_dataset(d) for d in datasets)
         if architecture is not None and not architecture.strip():
             raise InvalidInputError("declared architecture must not be empty", field="architecture")
-        parent_v = self._check_new_version(model=model, version=version, parent=parent)
+        self._check_new_version(model=model, version=version, parent=parent)
         missing = _missing(self.artifacts, manifest)
         if missing:
             raise NotFoundError(
@@ -281,9 +303,8 @@ class RegistrationUseCases:
             with _blob_paths(self.artifacts, manifest) as pairs:
                 arch = architecture_fingerprint(pairs)
         return commit_version(
-            self, request, parent=parent_v, datasets=refs, manifest=manifest, arch=arch,
-            evaluate=evaluate,
-        )  # fmt: skip
+            self, request, datasets=refs, manifest=manifest, arch=arch, evaluate=evaluate
+        )
 
 
 def _missing(store: ArtifactStore, manifest: Manifest) -> list[str]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import copy
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +32,7 @@ from charter._search import SearchUseCases
 from charter._stages import StageUseCases
 from charter._trends import TrendUseCases
 from charter._webhooks import WebhookUseCases
-from charter.artifacts import ArtifactStore, HashCache, ingest, scan_source
+from charter.artifacts import ArtifactStore, HashCache, ingest, scan_source, stage
 from charter.artifacts.fingerprint import (
     architecture_fingerprint,
 )
@@ -138,8 +139,15 @@ class Registry(
         """The acting user recorded on every change."""
         return self._acting or self.settings.user
 
-    def _record(self, tx: WriteTx, type_: str, subject: str, data: dict[str, Any]) -> LedgerRecord:
-        event = Event(type=type_, subject=subject, actor=self.user, time=now(), data=data)
+    def _record(
+        self, tx: WriteTx, type_: str, subject: str, data: dict[str, Any], *, at: str | None = None
+    ) -> LedgerRecord:
+        """Append an event to the ledger in ``tx``, at ``at`` (the change's own time) or now.
+
+        ``at`` must have been read inside ``tx`` (under the writer lock), so that
+        ledger order and time order agree.
+        """
+        event = Event(type=type_, subject=subject, actor=self.user, time=at or now(), data=data)
         return append_event(tx, event, key=self._key)
 
     # -- models -------------------------------------------------------------
@@ -264,22 +272,33 @@ class Registry(
             model=model, version=version, parent=parent, change=change, params=params,
             run_id=run_id, commit=commit, tags=tags, force=force, reason=reason, profile=profile,
         )  # fmt: skip
-        parent_v = self._check_new_version(model=model, version=version, parent=parent)
-        refs = tuple(dataset_ref(role, target) for role, target in datasets)
         source = Path(path)
         sources = scan_source(source)
+        # A small source without datasets to digest is checked and stored under the
+        # writer lock (a refusal stores nothing); otherwise the registration is
+        # checked first, so that a refusal does not wait for the bytes to be stored.
+        staged = (
+            stage(sources, progress=progress) if self.artifacts.is_local and not datasets else None
+        )
+        if staged is None:
+            self._check_new_version(model=model, version=version, parent=parent)
+        refs = tuple(dataset_ref(role, target) for role, target in datasets)
         arch = architecture_fingerprint(
             [(s.relpath, s.abspath) for s in sources], declared=architecture
         )
-        manifest = ingest(
-            self.artifacts, source, sources=sources, cache=self._cache, progress=progress
-        )
+        if staged is not None:
+            manifest, store_files = staged.manifest, partial(staged.store, self.artifacts)
+        else:
+            manifest, store_files = ingest(
+                self.artifacts, source, sources=sources, cache=self._cache, progress=progress
+            ), None  # fmt: skip
         return commit_version(
-            self, request, parent=parent_v, datasets=refs, manifest=manifest, arch=arch,
-            evaluate=evaluate,
+            self, request, datasets=refs, manifest=manifest, arch=arch, evaluate=evaluate,
+            store_files=store_files,
         )  # fmt: skip
 
-    def _check_new_version(self, *, model: str, version: str, parent: str | None) -> Version | None:
+    def _check_new_version(self, *, model: str, version: str, parent: str | None) -> None:
+        """Refuse early a registration that cannot commit (it is checked again then)."""
         with self.store.read() as tx:
             model_id, version_id = tx.ids(model, version)
             if model_id is None:
@@ -293,15 +312,10 @@ class Registry(
                     model=model,
                     version=version,
                 )
-            if parent is None:
-                return None
-            parse_version(parent)
-            parent_v = tx.get_version(model, parent)
-        if parent_v is None:
-            raise NotFoundError(
-                f"unknown parent version {model}@{parent}", model=model, version=parent
-            )
-        return parent_v
+            if parent is not None and tx.version_id(model, parent) is None:
+                raise NotFoundError(
+                    f"unknown parent version {model}@{parent}", model=model, version=parent
+                )
 
     def publish(self, *, model: str, version: str) -> Version:
         """Freeze a draft: its metadata and manifest never change again.
@@ -309,8 +323,8 @@ class Registry(
         Raises:
             NotFoundError: no such version. ImmutableError: already published.
         """
-        at = now()
         with self.store.write() as tx:
+            at = now()  # under the writer lock: ledger order is time order
             found = tx.version_with_id(model, version)
             if found is None:
                 raise NotFoundError(
@@ -332,9 +346,8 @@ class Registry(
                 published_at=at,
                 baseline_digest=sealed,
             )
-            self._record(
-                tx, "version.published", f"version:{published.ref}", {"record": published.record()}
-            )
+            record = {"record": published.record()}
+            self._record(tx, "version.published", f"version:{published.ref}", record, at=at)
         return published
 
     def delete_draft(self, *, model: str, version: str) -> None:

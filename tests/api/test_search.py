@@ -99,7 +99,7 @@ def test_every_filter_combination_is_an_index_search(registry: Registry) -> None
     with registry.store.engine.connect() as conn:
         for combo in combos:
             for descending in (False, True):
-                sql = _version_page(combo, descending)._form(conn.dialect)[0]
+                sql = _version_page(combo, descending)._form(conn.dialect).sql
                 plan = " | ".join(
                     row[3]
                     for row in conn.exec_driver_sql(

@@ -1,26 +1,21 @@
-"""Artifact sources, path validation, manifests and ingestion."""
+"""Artifact sources, path validation and manifests."""
 
 from __future__ import annotations
 
 import hashlib
 import os
 import random
-import time
 from pathlib import Path
 
 import pytest
 
 from charter.artifacts import (
-    ArtifactStore,
-    HashCache,
     Manifest,
     ManifestDiff,
     ManifestEntry,
-    ingest,
     scan_source,
     validate_relpath,
 )
-from charter.artifacts import store as store_module
 from charter.domain.canonical import canonical_digest
 from charter.domain.errors import InvalidInputError, NotFoundError
 
@@ -30,33 +25,6 @@ def digest_of(data: bytes) -> str:
 
 
 D1, D2, D3 = digest_of(b"1"), digest_of(b"2"), digest_of(b"3")
-
-
-@pytest.fixture(params=["file", "s3"])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> ArtifactStore:
-    if request.param == "s3":
-        return ArtifactStore(f"s3://{request.getfixturevalue('s3_bucket')}/store")
-    return ArtifactStore(f"file://{tmp_path / 'store'}")
-
-
-@pytest.fixture
-def model(tmp_path: Path) -> Path:
-    """A model folder: nested files, an empty file, and two identical files."""
-    root = tmp_path / "model"
-    (root / "weights" / "shards").mkdir(parents=True)
-    (root / "config.json").write_text('{"layers": 2}')
-    (root / "weights" / "a.bin").write_bytes(b"A" * 5000)
-    (root / "weights" / "shards" / "0.bin").write_bytes(b"same")
-    (root / "weights" / "shards" / "1.bin").write_bytes(b"same")
-    (root / "EMPTY").touch()
-    return root
-
-
-def age(*paths: Path, seconds: float = 3600) -> None:
-    """Backdate mtimes past the hash cache's racy window."""
-    when = time.time() - seconds
-    for path in paths:
-        os.utime(path, (when, when))
 
 
 # -- validate_relpath ------------------------------------------------------------
@@ -290,72 +258,3 @@ def test_manifest_diff() -> None:
     assert diff
     assert not old.diff(old)
     assert new.diff(old) == ManifestDiff(("gone",), ("new/a", "new/b"), ("edit",))
-
-
-# -- ingest ----------------------------------------------------------------------
-
-
-def test_ingest_stores_every_file_and_dedupes(store: ArtifactStore, model: Path) -> None:
-    seen: list[int] = []
-    manifest = ingest(store, model, progress=seen.append)
-    assert [e.path for e in manifest] == [f.relpath for f in scan_source(model)]
-    assert sum(seen) == manifest.total_size == 5000 + 4 + 4 + len('{"layers": 2}')
-    by_path = {e.path: e for e in manifest}
-    assert by_path["weights/shards/0.bin"].digest == by_path["weights/shards/1.bin"].digest
-    assert len(list(store.iter_digests())) == 4  # five files, two identical
-    for entry in manifest:
-        assert store.verify(entry.digest)
-
-
-def test_ingest_single_file(store: ArtifactStore, tmp_path: Path) -> None:
-    path = tmp_path / "clf.joblib"
-    path.write_bytes(b"model bytes")
-    manifest = ingest(store, path)
-    assert manifest.to_list() == [
-        {"path": "clf.joblib", "digest": digest_of(b"model bytes"), "size": 11}
-    ]
-
-
-def test_ingest_with_cache_does_not_reread_unchanged_files(
-    store: ArtifactStore, model: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    age(*(f.abspath for f in scan_source(model)))
-    with HashCache(tmp_path / "cache.sqlite") as cache:
-        first = ingest(store, model, cache=cache)
-
-        def no_reading(*args: object, **kwargs: object) -> object:
-            raise AssertionError("an unchanged file was read again")
-
-        monkeypatch.setattr(store_module, "copy_and_hash", no_reading)
-        assert ingest(store, model, cache=cache) == first
-
-        monkeypatch.undo()
-        (model / "config.json").write_text('{"layers": 3}')  # changed: must be re-read
-        third = ingest(store, model, cache=cache)
-    assert first.diff(third).changed == ("config.json",)
-
-
-@pytest.mark.parametrize("change", [b"appended", b""])
-def test_ingest_refuses_a_file_that_changes_while_read(
-    store: ArtifactStore, tmp_path: Path, change: bytes
-) -> None:
-    path = tmp_path / "checkpoint.bin"
-    path.write_bytes(b"first version")
-    age(path)
-    changed: list[bool] = []
-
-    def writer_meanwhile(_: int) -> None:
-        if not changed:  # once: appending, or rewriting with the same size
-            changed.append(True)
-            with path.open("ab" if change else "r+b") as out:
-                out.write(change or b"FIRST")
-
-    with pytest.raises(InvalidInputError, match="changed while"):
-        ingest(store, path, progress=writer_meanwhile)
-
-
-def test_ingest_of_invalid_source_stores_nothing(store: ArtifactStore, model: Path) -> None:
-    (model / "weights" / "escape").symlink_to("/etc/hostname")
-    with pytest.raises(InvalidInputError):
-        ingest(store, model)
-    assert list(store.iter_digests()) == []

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 
+from charter.artifacts.ingestion import STAGED_MAX_BYTES
 from charter.domain.entities import VersionState
 from charter.domain.errors import (
     AlreadyExistsError,
@@ -188,6 +190,69 @@ def test_bad_input_changes_nothing(
         registry.register(path=artifact, **kwargs)  # type: ignore[arg-type]
     assert (len(registry.audit_log()), _count_blobs(registry)) == before
     assert [v.version for v in registry.list_versions(model="m")] == ["1.0.0"]
+
+
+def _new_weights(tmp_path: Path, size: int) -> Path:
+    """A folder holding bytes no version has stored yet."""
+    folder = tmp_path / f"new-{size}"
+    folder.mkdir()
+    (folder / "weights.bin").write_bytes(os.urandom(size))
+    return folder
+
+
+_REFUSALS = {
+    "unknown-model": ({"model": "nope", "version": "1.0.1"}, NotFoundError),
+    "duplicate": ({"model": "m", "version": "1.0.0"}, AlreadyExistsError),
+    "unknown-parent": ({"model": "m", "version": "1.0.1", "parent": "0.9.0"}, NotFoundError),
+    "bump-refused": (
+        {"model": "m", "version": "1.0.1", "parent": "1.0.0", "architecture": "rnn"},
+        BumpRefusedError,
+    ),
+}
+_SMALL, _LARGE = 300, STAGED_MAX_BYTES + 1
+
+
+@pytest.mark.local_only("counts blobs in registry.artifacts")
+@pytest.mark.parametrize(
+    ("case", "size"),
+    # A large source is hashed while it is stored, so a bump refused on its
+    # fingerprints comes after its bytes were stored (unreferenced: `gc --blobs`).
+    [(case, _SMALL) for case in _REFUSALS]
+    + [(case, _LARGE) for case in _REFUSALS if case != "bump-refused"],
+)
+def test_a_refused_registration_stores_no_new_bytes(
+    registry: Registry,
+    artifact: Path,
+    tmp_path: Path,
+    case: str,
+    size: int,
+) -> None:
+    # Small sources are checked and stored under one writer lock, larger ones are
+    # checked before their bytes are streamed: either way a refusal stores nothing.
+    registry.create_model(name="m")
+    registry.register(model="m", path=artifact, version="1.0.0", architecture="cnn")
+    kwargs, error = _REFUSALS[case]
+    before = (len(registry.audit_log()), _count_blobs(registry))
+    with pytest.raises(error):
+        registry.register(path=_new_weights(tmp_path, size), **kwargs)  # type: ignore[arg-type]
+    assert (len(registry.audit_log()), _count_blobs(registry)) == before
+    assert registry.verify(artifacts=True).ok
+
+
+@pytest.mark.local_only("counts blobs in registry.artifacts")
+@pytest.mark.parametrize("size", [_SMALL, _LARGE], ids=["staged", "streamed"])
+def test_an_accepted_registration_stores_its_bytes_before_it_commits(
+    registry: Registry, tmp_path: Path, size: int
+) -> None:
+    registry.create_model(name="m")
+    source = _new_weights(tmp_path, size)
+    v = registry.register(model="m", path=source, version="1.0.0")
+    [entry] = registry.files(model="m", version="1.0.0")
+    assert (entry.size, v.total_size, _count_blobs(registry)) == (size, size, 1)
+    out = tmp_path / "out"
+    registry.download(model="m", version="1.0.0", dest=out)
+    assert (out / "weights.bin").read_bytes() == (source / "weights.bin").read_bytes()
+    assert registry.verify(artifacts=True).ok
 
 
 def test_missing_artifact_path_is_not_found(registry: Registry, tmp_path: Path) -> None:

@@ -11,12 +11,12 @@ Typical use::
 from __future__ import annotations
 
 from charter.artifacts.hashcache import HashCache, Progress
+from charter.artifacts.ingestion import StagedSource, ingest, stage
 from charter.artifacts.paths import (
     Manifest,
     ManifestDiff,
     ManifestEntry,
     SourceFile,
-    ingest,
     scan_source,
     validate_relpath,
 )
@@ -32,8 +32,10 @@ __all__ = [
     "ManifestEntry",
     "Progress",
     "SourceFile",
+    "StagedSource",
     "ingest",
     "scan_source",
+    "stage",
     "validate_digest",
     "validate_relpath",
 ]

@@ -91,7 +91,7 @@ def is_s3(fs: Any) -> bool:
     return "s3" in (protocol if isinstance(protocol, tuple | list) else (protocol,))
 
 
-def write_local(tmp: Path, final: Path, data: bytes, *, fsync: bool) -> None:
+def write_local(tmp: str, final: str, data: bytes, *, fsync: bool) -> None:
     """Publish ``data`` at ``final`` through the temporary ``tmp``, atomically.
 
     The temporary is created exclusive (never clobbers) and read-only from birth
@@ -110,11 +110,11 @@ def write_local(tmp: Path, final: Path, data: bytes, *, fsync: bool) -> None:
             if fsync:
                 sink.flush()
                 os.fsync(sink.fileno())
-        _in_folder(final, lambda: tmp.replace(final))
+        _in_folder(final, lambda: os.replace(tmp, final))  # noqa: PTH105 (no Path per blob)
         if fsync:
-            fsync_dir(final.parent)  # make the rename itself durable
+            fsync_dir(Path(final).parent)  # make the rename itself durable
     except BaseException:
-        tmp.unlink(missing_ok=True)
+        Path(tmp).unlink(missing_ok=True)
         raise
 
 
@@ -141,12 +141,12 @@ def verified_chunks(
     check(digest, key, "sha256:" + hasher.hexdigest(), size, expected_size)
 
 
-def _in_folder(path: Path, action: Callable[[], _T]) -> _T:
+def _in_folder(path: str, action: Callable[[], _T]) -> _T:
     """Run ``action`` on ``path``, creating its folder if missing: no ``mkdir`` per call."""
     try:
         return action()
     except FileNotFoundError:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
         return action()
 
 
@@ -172,7 +172,7 @@ def storage_errors(action: str, key: str, *, digest: str | None = None) -> Itera
         raise StorageError(f"cannot {action} {key}: {exc}", path=key) from exc
 
 
-def freshen(path: Path) -> bool:
+def freshen(path: str | Path) -> bool:
     """Tell whether a local blob exists, bumping its mtime so GC sees it in use.
 
     Same cost as the ``stat`` it replaces (one syscall).
@@ -182,5 +182,5 @@ def freshen(path: Path) -> bool:
     except FileNotFoundError:
         return False
     except OSError:
-        return path.exists()  # not ours to touch (read-only store, other owner)
+        return Path(path).exists()  # not ours to touch (read-only store, other owner)
     return True

@@ -1,4 +1,4 @@
-"""Artifact sources: scanning and validating files, manifests, and ingestion.
+"""Artifact sources: scanning and validating files, and manifests.
 
 A version's files are described by a :class:`Manifest` of ``(path, digest, size)``
 entries. Its digest is the canonical-JSON (RFC 8785) digest of exactly::
@@ -21,15 +21,14 @@ import itertools
 import os
 import stat as stat_mod
 import unicodedata
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from functools import cached_property, lru_cache
 from json.encoder import encode_basestring as _json_string
 from pathlib import Path
 from typing import Any
 
-from charter.artifacts.hashcache import HashCache, Progress
-from charter.artifacts.store import ArtifactStore, validate_digest
+from charter.artifacts.store import validate_digest
 from charter.domain.canonical import canonical_digest, sha256_hex
 from charter.domain.errors import InvalidInputError, NotFoundError
 
@@ -40,7 +39,6 @@ __all__ = [
     "ManifestDiff",
     "ManifestEntry",
     "SourceFile",
-    "ingest",
     "manifest_digest",
     "scan_source",
     "validate_relpath",
@@ -341,63 +339,3 @@ def manifest_digest(rows: Iterable[tuple[str, str, int]]) -> str:
         return "sha256:" + sha256_hex(f'{{"files":[{files}]}}'.encode())
     listed = [{"path": path, "digest": digest, "size": size} for path, digest, size in checked]
     return canonical_digest({"files": listed})  # subclasses, or sizes JSON cannot carry
-
-
-def ingest(
-    store: ArtifactStore,
-    source: Path,
-    *,
-    sources: Sequence[SourceFile] | None = None,
-    cache: HashCache | None = None,
-    progress: Progress | None = None,
-) -> Manifest:
-    """Scan ``source``, store every file, and return its manifest.
-
-    Files whose (path, inode, size, mtime) the cache knows, and whose blob is
-    already stored, are not read at all.
-
-    Args:
-        store: where the blobs go.
-        source: a file or folder (see :func:`scan_source`).
-        sources: the result of ``scan_source(source)`` when the caller has it
-            already (the scan is then not repeated).
-        cache: optional stat cache mapping unchanged files to known digests.
-        progress: called with byte increments over all files.
-
-    Returns:
-        The :class:`Manifest` of the stored files.
-
-    Raises:
-        NotFoundError: if ``source`` does not exist.
-        InvalidInputError: if the source is invalid, or a file changed while it
-            was being read (a torn copy must not be registered).
-        StorageError: if the store cannot be written.
-    """
-    entries = []
-    for file in scan_source(source) if sources is None else sources:
-        before = _stat(file)
-        known = cache.lookup(file.abspath, before) if cache is not None else None
-        blob = store.put_file(file.abspath, progress=progress, known_digest=known)
-        if known != blob.digest:
-            after = _stat(file)
-            if _stat_key(after) != _stat_key(before) or after.st_size != blob.size:
-                raise InvalidInputError(
-                    f"{file.abspath} changed while it was being stored; "
-                    "register it again once it is no longer being written",
-                    path=str(file.abspath),
-                )
-            if cache is not None:
-                cache.record(file.abspath, before, blob.digest)
-        entries.append(ManifestEntry(file.relpath, blob.digest, blob.size))
-    return Manifest(tuple(entries))
-
-
-def _stat(file: SourceFile) -> os.stat_result:
-    try:
-        return file.abspath.stat()
-    except FileNotFoundError:
-        raise NotFoundError(f"file vanished: {file.abspath}", path=str(file.abspath)) from None
-
-
-def _stat_key(st: os.stat_result) -> tuple[int, int, int]:
-    return (st.st_ino, st.st_size, st.st_mtime_ns)

@@ -33,7 +33,7 @@ __all__ = ["Compiled", "Rows", "raw_rows"]
 
 
 class Compiled:
-    """A statement compiled once per dialect, run through ``exec_driver_sql``.
+    """A statement compiled once per dialect, run on the driver's cursor (see the module).
 
     Example::
 
@@ -47,26 +47,28 @@ class Compiled:
         """Wrap ``stmt``; ``keys`` names the columns of an ``insert(table)`` without values."""
         self.stmt = stmt
         self.keys = list(keys) if keys is not None else None
-        self._forms: dict[str, tuple[str, tuple[str, ...] | None, dict[str, Any]]] = {}
+        self._forms: dict[tuple[type, str], _Form] = {}
 
-    def _form(self, dialect: Any) -> tuple[str, tuple[str, ...] | None, dict[str, Any]]:
-        key = f"{dialect.name}+{dialect.driver}"  # drivers differ in parameter style
+    def _form(self, dialect: Any) -> _Form:
+        # Keyed by dialect class and parameter style: drivers differ in the latter.
+        key = (type(dialect), dialect.paramstyle)
         form = self._forms.get(key)
         if form is None:
             compiled = self.stmt.compile(dialect=dialect, column_keys=self.keys)
             # Literals in the statement (``id == 1``) became parameters with values.
             defaults = {n: b.effective_value for n, b in compiled.binds.items() if not b.required}
             order = tuple(compiled.positiontup) if dialect.positional else None
-            form = self._forms[key] = (compiled.string, order, defaults)
+            form = self._forms[key] = _Form(compiled.string, order, defaults)
         return form
 
     def __call__(
         self, conn: Connection, params: Mapping[str, Any] | Sequence[Mapping[str, Any]] = ()
     ) -> Rows:
         """Run with named ``params`` (a mapping, or a sequence of them for executemany)."""
-        sql, order, defaults = self._form(conn.dialect)
+        form = self._form(conn.dialect)
+        sql, order, defaults = form.sql, form.order, form.defaults
         bound: Any
-        if isinstance(params, Mapping):
+        if type(params) is dict or isinstance(params, Mapping):
             many, bound = False, _bind(params, order, defaults)
         elif not params:
             many, bound = False, _bind({}, order, defaults)
@@ -82,13 +84,25 @@ class Compiled:
                 cursor.executemany(sql, bound)
             else:
                 cursor.execute(sql, bound)
-            return Rows(cursor)
+            return Rows(cursor, form)
         except conn.dialect.loaded_dbapi.Error as exc:
             raise DBAPIError.instance(
                 sql, bound, exc, conn.dialect.loaded_dbapi.Error, dialect=conn.dialect
             ) from exc
         finally:
             cursor.close()
+
+
+class _Form:
+    """One dialect's rendering of a statement, and the row class of its results."""
+
+    __slots__ = ("defaults", "order", "row_type", "sql")
+
+    def __init__(self, sql: str, order: tuple[str, ...] | None, defaults: dict[str, Any]) -> None:
+        self.sql = sql
+        self.order = order
+        self.defaults = defaults
+        self.row_type: Any = None  # set from the first result's column names
 
 
 class Rows:
@@ -100,14 +114,16 @@ class Rows:
 
     __slots__ = ("_rows", "lastrowid", "rowcount")
 
-    def __init__(self, cursor: Any) -> None:
-        description = cursor.description
+    def __init__(self, cursor: Any, form: _Form) -> None:
         rows: list[Any] = []
-        if description is not None:
+        if cursor.description is not None:
             rows = cursor.fetchall()
             if rows:
-                row_type = _row_type(tuple(d[0] for d in description))
-                rows = [row_type._make(r) for r in rows]
+                row_type = form.row_type
+                if row_type is None:
+                    names = tuple(d[0] for d in cursor.description)
+                    row_type = form.row_type = _row_type(names)
+                rows = list(map(row_type._make, rows))
         self._rows = rows
         self.rowcount: int = cursor.rowcount
         self.lastrowid: Any = getattr(cursor, "lastrowid", None)
