@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any, Protocol
 
 from charter.domain.canonical import loads
-from charter.domain.entities import LedgerRecord, Version, VersionState
+from charter.domain.entities import LedgerRecord, Version, VersionState, canonical_time
 from charter.domain.errors import ImmutableError, InvalidInputError, NotFoundError
 from charter.domain.folding import AmendmentRecord, EffectiveProfile, ProfileRecord, fold
 from charter.domain.profile import PREFIXES, ProfileDocument
@@ -151,7 +151,12 @@ class ProfileUseCases:
     def profile(
         self: _Host, *, model: str, version: str, as_of: str | None = None, baseline: bool = False
     ) -> EffectiveProfile:
-        """The effective profile (baseline + amendments), now or as of a time."""
+        """The effective profile (baseline + amendments), now or as of a time.
+
+        Raises:
+            InvalidInputError: ``as_of`` is not an ISO-8601 time. NotFoundError.
+        """
+        as_of = canonical_time(as_of) if as_of is not None else None
         current = self.get_version(model=model, version=version)
         with self.store.read() as tx:
             vid = tx.version_id(model, version) or 0

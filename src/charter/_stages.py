@@ -14,7 +14,7 @@ from typing import Any
 
 from charter._gates import _Host, _ids, _is_approvals_rule, _require
 from charter.domain.canonical import loads
-from charter.domain.entities import Version, VersionState
+from charter.domain.entities import Version, VersionState, canonical_time
 from charter.domain.errors import (
     ConflictError,
     GateRefusedError,
@@ -146,10 +146,18 @@ class StageUseCases:
             return tx.stage_pointers(mid)
 
     def stage_at(self: _Host, *, model: str, stage: str, time: str) -> StageMove | None:
-        """The move that put the version holding ``stage`` at ``time`` in place (or None)."""
+        """The move that put the version holding ``stage`` at ``time`` in place (or None).
+
+        Args:
+            time: ISO-8601 (a date, or a time with ``Z`` or an offset; naive is UTC).
+
+        Raises:
+            InvalidInputError: ``time`` is not an ISO-8601 time. NotFoundError.
+        """
+        when = canonical_time(time)
         found = None
         for move in self.stage_history(model=model, stage=stage):
-            if move.at <= time:
+            if move.at <= when:
                 found = move
         return found
 

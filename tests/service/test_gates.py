@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import threading
 import time
+from datetime import timedelta, timezone
 from pathlib import Path
 
 import pytest
 
+from charter.domain.entities import parse_time
 from charter.domain.errors import (
     ConflictError,
     ForbiddenError,
@@ -235,6 +237,12 @@ def test_rollback_paths(team: Registry, settings: Settings, artifact: Path) -> N
     held = team.stage_at(model="dx", stage="production", time=moment)
     assert held is not None and held.version == "1.1.0"
     assert team.stage_at(model="dx", stage="production", time="2000-01-01T00:00:00.000000Z") is None
+    # Any ISO-8601 form names an instant: the same moment two hours west, and a date.
+    west = parse_time(moment).astimezone(timezone(timedelta(hours=-2))).isoformat()
+    assert team.stage_at(model="dx", stage="production", time=west) == held
+    assert team.stage_at(model="dx", stage="production", time="2000-01-01") is None
+    with pytest.raises(InvalidInputError, match="invalid time"):
+        team.stage_at(model="dx", stage="production", time="garbage")
     _publish(team, artifact, "1.2.0", GOOD, parent="1.1.0")
     dave = as_user(settings, "dave")
     with pytest.raises(GateRefusedError, match="never passed"):

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import time
+from datetime import timedelta, timezone
 from pathlib import Path
 
 import pytest
 
 from _postgres import raw_database
+from charter.domain.entities import format_time, parse_time
 from charter.domain.errors import ImmutableError, InvalidInputError, NotFoundError
 from charter.domain.profile import parse_document
 from charter.service import Registry
@@ -108,6 +110,23 @@ def test_as_of_reproduces_what_a_reviewer_saw(published: Registry) -> None:
     assert [e.id for e in then.entries] == [e.id for e in before.entries]
     now = published.profile(model="m", version="1.0.0")
     assert [e.id for e in now.entries] == ["eval-2", "cons-1", "eval-3"]  # in time order
+
+
+def test_as_of_takes_any_iso_time_and_refuses_garbage(published: Registry) -> None:
+    before = published.profile(model="m", version="1.0.0")
+    moment = parse_time(published.audit_log()[-1].time)
+    time.sleep(0.002)
+    doc = parse_document("evaluations: [{name: accuracy, value: 0.5, supersedes: eval-1}]")
+    published.amend_profile(model="m", version="1.0.0", document=doc, reason="regression found")
+    # The same instant written with an offset: compared as an instant, not as text.
+    east = moment.astimezone(timezone(timedelta(hours=5))).isoformat()
+    then = published.profile(model="m", version="1.0.0", as_of=east)
+    assert then.digest == before.digest and then.as_of == format_time(moment)
+    day_before = (moment - timedelta(days=1)).date().isoformat()  # a bare date: midnight UTC
+    assert not published.profile(model="m", version="1.0.0", as_of=day_before).entries
+    for garbage in ("garbage", "2026-13-01", "0001-01-01T00:00:00+01:00"):
+        with pytest.raises(InvalidInputError, match="invalid time"):
+            published.profile(model="m", version="1.0.0", as_of=garbage)
 
 
 @pytest.mark.parametrize(

@@ -11,7 +11,7 @@ from rich.table import Table
 
 from charter.cli._common import console, emit_json, registry, require_version
 from charter.cli.profiles import read_text
-from charter.domain.entities import format_time, parse_time
+from charter.domain.entities import canonical_time
 from charter.domain.gate import GateDecision
 from charter.domain.policy import parse_policy, policy_digest
 from charter.domain.stages import StageMove
@@ -281,7 +281,7 @@ def stage_at(
     time: Annotated[str, typer.Option("--time", help="ISO-8601, e.g. 2026-03-03T12:00:00Z.")],
 ) -> None:
     """Which version held a stage at a time, with the ledger entry (and proof) that put it there."""
-    when = format_time(parse_time(time))
+    when = canonical_time(time)
     with registry(ctx) as reg:
         move = reg.stage_at(model=model, stage=stage, time=when)
         proof = reg.proof(seq=move.ledger_seq).to_dict() if move else None

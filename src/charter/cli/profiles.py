@@ -10,7 +10,7 @@ import typer
 from rich.table import Table
 
 from charter.cli._common import console, emit_json, registry, require_version
-from charter.domain.entities import format_time, parse_time
+from charter.domain.entities import canonical_time
 from charter.domain.errors import InvalidInputError, NotFoundError
 from charter.domain.folding import EffectiveProfile
 from charter.domain.profile import ProfileDocument, entries_from_metrics, parse_document
@@ -100,7 +100,7 @@ def show(
 ) -> None:
     """Show the effective profile (baseline + amendments), now or as of a time."""
     name, version = require_version(ref)
-    when = format_time(parse_time(as_of)) if as_of else None
+    when = canonical_time(as_of) if as_of else None
     with registry(ctx) as reg:
         profile = reg.profile(model=name, version=version, as_of=when, baseline=baseline)
     if json_out:

@@ -25,6 +25,7 @@ __all__ = [
     "RiskTier",
     "Version",
     "VersionState",
+    "canonical_time",
     "format_time",
     "parse_time",
 ]
@@ -63,8 +64,12 @@ class VersionState(StrEnum):
 
 
 def format_time(moment: datetime) -> str:
-    """Render a UTC timestamp as ISO-8601 with microseconds and a ``Z`` suffix."""
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    """Render a UTC timestamp as ISO-8601 with microseconds and a ``Z`` suffix.
+
+    Always the same width (four-digit years too), so that recorded times
+    compare as strings in time order.
+    """
+    return moment.astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
 def parse_time(text: str) -> datetime:
@@ -82,6 +87,25 @@ def parse_time(text: str) -> datetime:
             value=text,
         ) from None
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def canonical_time(text: str) -> str:
+    """A user's ISO-8601 time as Charter records times (UTC, microseconds, ``Z``).
+
+    Recorded times are compared as strings, so a time to compare them with must
+    be in the same form first: ``2026-03-03``, ``2026-03-03T13:00:00+01:00`` and
+    ``2026-03-03T12:00:00Z`` each name one instant.
+
+    Raises:
+        InvalidInputError: when ``text`` is not an ISO-8601 time (or names an
+            instant that cannot be written in UTC).
+    """
+    try:
+        return format_time(parse_time(text))
+    except OverflowError:  # e.g. 0001-01-01T00:00:00+01:00: before year 1 in UTC
+        raise InvalidInputError(
+            f"invalid time {text!r}: out of range", field="time", value=text
+        ) from None
 
 
 @dataclass(frozen=True)
