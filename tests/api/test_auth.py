@@ -424,6 +424,17 @@ def test_bad_credentials_are_401(client: TestClient, header: str) -> None:
     assert response.json()["error"]["code"] == "unauthorized"
 
 
+def test_two_authorization_headers_are_401_whichever_comes_first(
+    client: TestClient, team: Team
+) -> None:
+    # One valid token and one bad, in both orders: no guessing which one counts.
+    valid, bad = team.headers("admin")["Authorization"], "Bearer chr_0000000000000000_x"
+    for pair in ([valid, bad], [bad, valid], [valid, valid]):
+        response = client.get("/me", headers=[("Authorization", value) for value in pair])
+        assert response.status_code == 401
+        assert "send exactly one" in response.json()["error"]["message"]
+
+
 def test_a_forged_token_of_a_real_id_is_401(client: TestClient, registry: Registry) -> None:
     token, _ = registry.create_token(user="alice")
     forged = token[:-4] + ("AAAA" if not token.endswith("AAAA") else "BBBB")

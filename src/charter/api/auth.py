@@ -50,12 +50,18 @@ def current_principal(request: Request) -> Principal:
     found = getattr(request.state, "principal", None)
     if isinstance(found, Principal):
         return found
-    header = request.headers.get("authorization")
-    if header is None:
+    headers = request.headers.getlist("authorization")
+    if not headers:
         raise UnauthorizedError(
             "authentication required: send Authorization: Bearer <token> "
             "(create one with `charter token create USER`)"
         )
+    if len(headers) > 1:
+        # Proxies and frameworks disagree on which of several wins: refuse, not guess.
+        raise UnauthorizedError(
+            f"{len(headers)} Authorization headers were sent: send exactly one, Bearer <token>"
+        )
+    header = headers[0]
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise UnauthorizedError("the Authorization header must be: Bearer <token>")
