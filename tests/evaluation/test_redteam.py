@@ -478,3 +478,18 @@ def test_sweep_exit_code_is_about_evidence_and_a_stale_card_is_a_note(
     (failing,) = json.loads(capsys.readouterr().out)["failing"]
     assert any("attack success rate" in r for r in failing["reasons"])
     assert not any("card" in r or "approv" in r for r in failing["reasons"])
+
+
+def test_sweep_refuses_a_bad_max_asr_before_any_campaign(
+    bot: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from charter.cli import main
+
+    bot.set_model_target(model="bot", target={"kind": "callable",
+                         "function": "sweep_bot:prudent"}, auto=False)  # fmt: skip
+    bot.publish(model="bot", version="1.0.0")
+    before = len(bot.audit_log())
+    sweep = ["--home", str(bot.settings.home), "redteam", "sweep", "--model", "bot"]
+    assert main([*sweep, "--max-asr", "1.5"]) == 2
+    assert "--max-asr is a rate between 0 and 1" in capsys.readouterr().err
+    assert len(bot.audit_log()) == before  # no campaign ran, nothing was recorded

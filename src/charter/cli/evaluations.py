@@ -15,8 +15,8 @@ from rich.table import Table
 from charter.cli._common import console, emit_json, err_console, registry, require_version
 from charter.cli.profiles import read_text
 from charter.domain.errors import InvalidInputError
-from charter.domain.monitoring import risk_findings
 from charter.evaluation.base import ProgressFn
+from charter.sweeps import check_max_asr, judge_sweep
 
 __all__ = ["register_commands"]
 
@@ -160,40 +160,20 @@ def redteam_sweep(
     sign-off the amendment restarts (approvals, a stale model card) is reported,
     not failed.
     """
-    if max_asr is not None and not 0 <= max_asr <= 1:
-        raise InvalidInputError("--max-asr is a rate between 0 and 1", field="max_asr")
+    check_max_asr(max_asr)
     with registry(ctx) as reg, _progress("sweep") as progress:
         # Campaigns run here, in the CLI's process, against a local or remote registry.
         runs = reg.redteam_sweep(
             stage=stage, model=model, packs=pack, max_probes=max_probes, progress=progress,
             guard=guard,
         )  # fmt: skip
-        failing, stale = [], []
-        for run in runs:
-            mname, mversion = run["ref"].split("@")
-            reasons = _over_asr(run, max_asr)
-            if stage is not None:
-                _, decision = reg.gate(model=mname, version=mversion, stage=stage)
-                reasons += [f.message for f in risk_findings(decision)]
-            if reasons:
-                failing.append({"ref": run["ref"], "run_id": run["run_id"], "reasons": reasons})
-            cards = sorted(c.format for c in reg.card_status(model=mname, version=mversion)
-                           if c.stale)  # fmt: skip
-            if cards:
-                stale.append({"ref": run["ref"], "formats": cards})
+        verdict = judge_sweep(reg, runs=runs, stage=stage, max_asr=max_asr)
     if json_out:
-        emit_json({"runs": runs, "failing": failing, "stale_cards": stale})
+        emit_json({"runs": runs, "failing": verdict.failing, "stale_cards": verdict.stale_cards})
     else:
-        _print_sweep(runs, failing, stale)
-    if failing:
+        _print_sweep(runs, verdict.failing, verdict.stale_cards)
+    if verdict.failing:
         raise typer.Exit(1)
-
-
-def _over_asr(run: dict[str, Any], max_asr: float | None) -> list[str]:
-    asr = run["summary"].get("attack_success_rate")
-    if max_asr is None or asr is None or asr <= max_asr:
-        return []
-    return [f"attack success rate {asr:.3f} > {max_asr}"]
 
 
 def _print_sweep(
