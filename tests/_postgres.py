@@ -24,6 +24,7 @@ import os
 import pwd
 import shlex
 import shutil
+import signal
 import socket
 import sqlite3
 import subprocess
@@ -42,6 +43,7 @@ __all__ = [
     "Cluster",
     "RawDatabase",
     "raw_database",
+    "reap_orphans",
     "selected_backends",
 ]
 
@@ -121,13 +123,46 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+_ROOT_PREFIX = "charter-pg-"
+_OWNER = "owner.pid"  # the pid of the process that made the cluster
+
+
+def reap_orphans() -> None:
+    """Stop and remove clusters whose maker died without stopping them.
+
+    A killed pytest (SIGKILL, a CI timeout) never reaches the session's end:
+    its server would run on, holding memory and a port, until the machine
+    restarts. A cluster whose maker is alive, or that names no maker, is left.
+    """
+    for root in Path(tempfile.gettempdir()).glob(f"{_ROOT_PREFIX}*"):
+        try:
+            owner = int((root / _OWNER).read_text())
+        except (OSError, ValueError):
+            continue  # names no maker (yet): not ours to judge
+        try:
+            os.kill(owner, 0)
+            continue  # the maker is alive
+        except ProcessLookupError:
+            pass
+        except OSError:
+            continue  # alive, or unknowable: leave it
+        try:  # the postmaster's pid is the first line of its pid file
+            postmaster = int((root / "data" / "postmaster.pid").read_text().split()[0])
+            os.kill(postmaster, signal.SIGQUIT)  # immediate shutdown
+        except (OSError, ValueError, IndexError):
+            pass  # not running any more
+        shutil.rmtree(root, ignore_errors=True)
+
+
 class Cluster:
     """A running throwaway cluster: superuser ``postgres``, trust auth, loopback only."""
 
     def __init__(self) -> None:
         self.bindir = _find_bindir()
         self.prefix, uid, gid = _unprivileged()
-        self.root = Path(tempfile.mkdtemp(prefix="charter-pg-"))
+        reap_orphans()
+        self.root = Path(tempfile.mkdtemp(prefix=_ROOT_PREFIX))
+        (self.root / _OWNER).write_text(str(os.getpid()))
         if uid is not None and gid is not None:
             os.chown(self.root, uid, gid)
         self.data = self.root / "data"
