@@ -6,8 +6,11 @@ import sqlite3
 import time
 from pathlib import Path
 
-from charter.store import Store
+import pytest
+
+from charter.store import Store, engine
 from charter.store._wal import WalCheckpointer
+from charter.store.engine import WAL_CAP_PAGES
 
 # Only a guard against a checkpointer that never runs; nothing is asserted on time.
 WAIT_S = 30.0
@@ -28,7 +31,7 @@ def test_commits_leave_checkpoints_to_the_thread(tmp_path: Path) -> None:
     store.migrate()
     wal = Path(f"{db}-wal")
     with store.read() as tx:
-        assert tx.conn.exec_driver_sql("PRAGMA wal_autocheckpoint").scalar() == 0
+        assert tx.conn.exec_driver_sql("PRAGMA wal_autocheckpoint").scalar() == WAL_CAP_PAGES
     store._checkpointer.stop()  # type: ignore[union-attr]  # drive it by hand below
     for _ in range(40):
         _grow(store, 500)
@@ -65,3 +68,22 @@ def test_the_thread_keeps_the_wal_bounded(tmp_path: Path) -> None:
         ran = wal.stat().st_size <= size
     store.close()
     assert checkpointer._thread is None  # close() stopped it
+
+
+def test_a_steady_stream_of_commits_does_not_grow_the_wal_without_bound(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(engine, "WAL_CAP_PAGES", 256)  # 1 MiB, read as connections open
+    db = tmp_path / "store.db"
+    store = Store(f"sqlite:///{db}")
+    store.migrate()
+    checkpointer = store._checkpointer
+    assert checkpointer is not None
+    checkpointer.threshold_bytes, checkpointer.poll_s = 64 * 1024, 0.01
+    wal = Path(f"{db}-wal")
+    for _ in range(600):  # back to back: no pause in which the thread's checkpoint could reset it
+        _grow(store, 60)
+    # 600 commits of a few pages each; with the thread's PASSIVE checkpoints alone
+    # the file held all of them (35 MB in a run without the cap).
+    assert wal.stat().st_size < 8 * 1024 * 1024
+    store.close()

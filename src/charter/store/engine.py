@@ -70,6 +70,7 @@ def create_store_engine(
 
 
 _BEGIN = {mode: f"BEGIN {mode}" for mode in ("DEFERRED", "IMMEDIATE", "EXCLUSIVE")}
+WAL_CAP_PAGES = 16_384  # 64 MiB of 4 KiB pages
 
 
 def _sqlite_engine(url: str, *, synchronous: str, busy_timeout_s: float) -> Engine:
@@ -87,8 +88,11 @@ def _sqlite_engine(url: str, *, synchronous: str, busy_timeout_s: float) -> Engi
         # power loss may roll back the last commits. FULL survives that too.
         cursor.execute(f"PRAGMA synchronous={synchronous}")
         cursor.execute("PRAGMA foreign_keys=ON")
-        # Checkpoints run in the store's WalCheckpointer thread, not inside commits.
-        cursor.execute("PRAGMA wal_autocheckpoint=0")
+        # Checkpoints run in the store's WalCheckpointer thread, not inside commits;
+        # the commit that takes the WAL past WAL_CAP_PAGES still runs one, which
+        # bounds the file (see charter.store._wal).
+        cursor.execute(f"PRAGMA wal_autocheckpoint={WAL_CAP_PAGES}")
+        cursor.execute(f"PRAGMA journal_size_limit={WAL_CAP_PAGES * 4096}")
         cursor.close()
 
     @event.listens_for(engine, "begin")
