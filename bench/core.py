@@ -280,6 +280,7 @@ def measure_register(cfg: Config, registry: Registry, work: Path, rep: Report, p
     # a previous run freed its work folder ran 15-25% slower than the next ones).
     log("measure 1: register + publish loop, warm-up round (not timed)")
     register_publish(registry, sources[:n], 0)
+    speed = cpu_speed()
     timings = []  # (seconds, register s, publish s) per round
     for k in range(1, rounds + 1):
         log(f"measure 1: register + publish loop, round {k} of {rounds}")
@@ -301,7 +302,9 @@ def measure_register(cfg: Config, registry: Registry, work: Path, rep: Report, p
     rep.note(
         f"register+publish: {elapsed / n * 1e3:.2f} ms per version = register "
         f"{t_reg / n * 1e3:.2f} ms + publish {t_pub / n * 1e3:.2f} ms (wall, single thread, "
-        f"median round); the {rounds} rounds in order: {each} versions/s"
+        f"median round); the {rounds} rounds in order: {each} versions/s. CPU check just "
+        f"before them: hashlib.sha256 over 64 MiB in memory at {speed:,.0f} MB/s (compare "
+        "runs by it: in the host's slow spells it and every figure here drop alike)"
     )
     done = (rounds + 1) * n
     extra = small_sources(work / "count", done, COUNTED)
@@ -791,6 +794,23 @@ def parallel_scaling() -> float:
         return min(times)
 
     return 2 * best(1) / best(2)
+
+
+def cpu_speed() -> float:
+    """MB/s of ``hashlib.sha256`` over 64 MiB in memory (best of 3): this VM's speed now.
+
+    The host sometimes slows the whole VM by a quarter for minutes at a time;
+    this figure, taken next to a timing, tells such a run from a regression.
+    """
+    data = os.urandom(64 * MiB)
+    best = min(_timed(lambda: hashlib.sha256(data).digest()) for _ in range(3))
+    return len(data) / best / 1e6
+
+
+def _timed(action: Callable[[], object]) -> float:
+    t0 = time.perf_counter()
+    action()
+    return time.perf_counter() - t0
 
 
 def machine_note() -> str:
