@@ -275,9 +275,7 @@ def measure_register(cfg: Config, registry: Registry, work: Path, rep: Report, p
     sources = small_sources(work / "small", 0, (rounds + 1) * n)
     registry.create_model(name="bench")
     os.sync()  # nothing written before (the sources) is flushed during the timing
-    # An untimed round first: imports, pools and caches, and on this VM the
-    # guest pages the host took back while memory sat free (the first round after
-    # a previous run freed its work folder ran 15-25% slower than the next ones).
+    # An untimed round first: imports, pools, caches, the WAL file's growth.
     log("measure 1: register + publish loop, warm-up round (not timed)")
     register_publish(registry, sources[:n], 0)
     speed = cpu_speed()
@@ -303,8 +301,8 @@ def measure_register(cfg: Config, registry: Registry, work: Path, rep: Report, p
         f"register+publish: {elapsed / n * 1e3:.2f} ms per version = register "
         f"{t_reg / n * 1e3:.2f} ms + publish {t_pub / n * 1e3:.2f} ms (wall, single thread, "
         f"median round); the {rounds} rounds in order: {each} versions/s. CPU check just "
-        f"before them: hashlib.sha256 over 64 MiB in memory at {speed:,.0f} MB/s (compare "
-        "runs by it: in the host's slow spells it and every figure here drop alike)"
+        f"before them: hashlib.sha256 of cache-resident data at {speed:,.0f} MB/s (compare "
+        "runs by it)"
     )
     done = (rounds + 1) * n
     extra = small_sources(work / "count", done, COUNTED)
@@ -797,14 +795,20 @@ def parallel_scaling() -> float:
 
 
 def cpu_speed() -> float:
-    """MB/s of ``hashlib.sha256`` over 64 MiB in memory (best of 3): this VM's speed now.
+    """MB/s of ``hashlib.sha256`` over a cache-resident 1 MiB, 64 times (best of 3).
 
-    The host sometimes slows the whole VM by a quarter for minutes at a time;
-    this figure, taken next to a timing, tells such a run from a regression.
+    Pure CPU: this shared VM's speed drifts from one run to the next, and this
+    figure, taken next to a timing, helps tell such a run from a regression.
     """
-    data = os.urandom(64 * MiB)
-    best = min(_timed(lambda: hashlib.sha256(data).digest()) for _ in range(3))
-    return len(data) / best / 1e6
+    data = os.urandom(MiB)
+
+    def work() -> None:
+        hasher = hashlib.sha256()
+        for _ in range(64):
+            hasher.update(data)
+
+    best = min(_timed(work) for _ in range(3))
+    return 64 * MiB / best / 1e6
 
 
 def _timed(action: Callable[[], object]) -> float:
@@ -844,10 +848,9 @@ def run(cfg: Config, work: Path, prof: bool) -> Report:
     )
     registry = init_registry(work / "home")
     try:
-        # The gigabyte measures last: after them the kernel goes on writing back
-        # and discarding for a while, and on this VM the host takes back the freed
-        # guest memory, which slows whatever runs next (register rounds by 15-25%,
-        # ledger verify by ~10%).
+        # The gigabyte measures last: the write-back and deletion of their files
+        # went on into what ran next (the register round right after them was
+        # 15-25% slower than the two after it).
         have = measure_register(cfg, registry, work, rep, prof)
         measure_scale(cfg, registry, work, rep, prof, have=have)
     finally:
