@@ -846,16 +846,13 @@ def run(cfg: Config, work: Path, prof: bool) -> Report:
         "one (2.00 = both cores idle). put_file, register and download hash on one thread and "
         "write on another, so their ratio to hashlib drops when this is near 1."
     )
+    measure_big(cfg, work, rep, prof)
     registry = init_registry(work / "home")
     try:
-        # The gigabyte measures last: the write-back and deletion of their files
-        # went on into what ran next (the register round right after them was
-        # 15-25% slower than the two after it).
         have = measure_register(cfg, registry, work, rep, prof)
         measure_scale(cfg, registry, work, rep, prof, have=have)
     finally:
         registry.close()
-    measure_big(cfg, work, rep, prof)
     rep.rows.sort(key=lambda r: r.section)  # stable: keeps the order within a section
     return rep
 
