@@ -48,14 +48,19 @@ def test_commits_leave_checkpoints_to_the_thread(tmp_path: Path) -> None:
     store.close()
 
 
-def test_the_thread_keeps_the_wal_bounded(tmp_path: Path) -> None:
+def _busy_store(tmp_path: Path, threshold_bytes: int) -> tuple[Store, WalCheckpointer, Path]:
+    """A migrated store whose checkpoint thread polls every 10 ms; and its WAL's path."""
     db = tmp_path / "store.db"
     store = Store(f"sqlite:///{db}")
     store.migrate()
     checkpointer = store._checkpointer
     assert checkpointer is not None
-    checkpointer.threshold_bytes, checkpointer.poll_s = 256 * 1024, 0.01
-    wal = Path(f"{db}-wal")
+    checkpointer.threshold_bytes, checkpointer.poll_s = threshold_bytes, 0.01
+    return store, checkpointer, Path(f"{db}-wal")
+
+
+def test_the_thread_keeps_the_wal_bounded(tmp_path: Path) -> None:
+    store, checkpointer, wal = _busy_store(tmp_path, 256 * 1024)
     deadline = time.monotonic() + WAIT_S
     ran = False
     while not ran:
@@ -74,13 +79,7 @@ def test_a_steady_stream_of_commits_does_not_grow_the_wal_without_bound(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(engine, "WAL_CAP_PAGES", 256)  # 1 MiB, read as connections open
-    db = tmp_path / "store.db"
-    store = Store(f"sqlite:///{db}")
-    store.migrate()
-    checkpointer = store._checkpointer
-    assert checkpointer is not None
-    checkpointer.threshold_bytes, checkpointer.poll_s = 64 * 1024, 0.01
-    wal = Path(f"{db}-wal")
+    store, _, wal = _busy_store(tmp_path, 64 * 1024)
     for _ in range(600):  # back to back: no pause in which the thread's checkpoint could reset it
         _grow(store, 60)
     # 600 commits of a few pages each; with the thread's PASSIVE checkpoints alone
