@@ -34,7 +34,14 @@ from charter.domain.versioning import ChangeKind, Fingerprints, parse_version, v
 from charter.journal import now
 from charter.store import Store, WriteTx
 
-__all__ = ["RegistrationRequest", "RegistrationUseCases", "check_request", "commit_version"]
+__all__ = [
+    "RegistrationRequest",
+    "RegistrationUseCases",
+    "check_request",
+    "commit_version",
+    "refuse_taken",
+    "unknown_parent",
+]
 
 _MAX_FILES = 100_000
 
@@ -159,25 +166,13 @@ def commit_version(
         # Stamped under the writer lock, so ledger order is time order; its events
         # carry the same time.
         at = now()
-        model_id, existing = tx.ids(r.model, r.version)
-        if model_id is None:
-            raise NotFoundError(
-                f"unknown model {r.model!r}: create it with `charter model create {r.model}`",
-                model=r.model,
-            )
-        if existing is not None:
-            raise AlreadyExistsError(
-                f"version {ref} already exists: versions are unique within a model",
-                model=r.model,
-                version=r.version,
-            )
+        known, taken = tx.ids(r.model, r.version)
+        model_id = refuse_taken(r.model, r.version, model_id=known, version_id=taken)
         declared, override, parent_id = r.declared, None, None
         if r.parent is not None:
             found = tx.version_with_id(r.model, r.parent)
             if found is None:
-                raise NotFoundError(
-                    f"unknown parent version {r.model}@{r.parent}", model=r.model, version=r.parent
-                )
+                raise unknown_parent(r.model, r.parent)
             parent_id, parent = found
             declared, override = check_declared_bump(
                 parent=parent, number=parse_version(r.version), declared=declared,
@@ -210,6 +205,33 @@ def commit_version(
         # fails leaves a draft without red-team results, to re-run.
         host.redteam(model=r.model, version=r.version)
     return replace(entity, tags={k: v for k, v in r.tags.items() if v is not None})
+
+
+def refuse_taken(model: str, version: str, *, model_id: int | None, version_id: int | None) -> int:
+    """Refuse a registration into a missing model, or of a number already taken.
+
+    Returns:
+        ``model_id``, now known to exist.
+
+    Raises:
+        NotFoundError: no model ``model``. AlreadyExistsError: ``version`` exists.
+    """
+    if model_id is None:
+        raise NotFoundError(
+            f"unknown model {model!r}: create it with `charter model create {model}`", model=model
+        )
+    if version_id is not None:
+        raise AlreadyExistsError(
+            f"version {model}@{version} already exists: versions are unique within a model",
+            model=model,
+            version=version,
+        )
+    return model_id
+
+
+def unknown_parent(model: str, parent: str) -> NotFoundError:
+    """The error for a parent version that does not exist."""
+    return NotFoundError(f"unknown parent version {model}@{parent}", model=model, version=parent)
 
 
 def _check_dataset(ref: DatasetRef) -> DatasetRef:

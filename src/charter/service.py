@@ -27,7 +27,13 @@ from charter._gates import GateUseCases
 from charter._lineage import LineageUseCases
 from charter._monitoring import MonitoringUseCases
 from charter._profiles import ProfileUseCases
-from charter._registration import RegistrationUseCases, check_request, commit_version
+from charter._registration import (
+    RegistrationUseCases,
+    check_request,
+    commit_version,
+    refuse_taken,
+    unknown_parent,
+)
 from charter._search import SearchUseCases
 from charter._stages import StageUseCases
 from charter._trends import TrendUseCases
@@ -301,21 +307,9 @@ class Registry(
         """Refuse early a registration that cannot commit (it is checked again then)."""
         with self.store.read() as tx:
             model_id, version_id = tx.ids(model, version)
-            if model_id is None:
-                raise NotFoundError(
-                    f"unknown model {model!r}: create it with `charter model create {model}`",
-                    model=model,
-                )
-            if version_id is not None:
-                raise AlreadyExistsError(
-                    f"version {model}@{version} already exists: versions are unique within a model",
-                    model=model,
-                    version=version,
-                )
+            refuse_taken(model, version, model_id=model_id, version_id=version_id)
             if parent is not None and tx.version_id(model, parent) is None:
-                raise NotFoundError(
-                    f"unknown parent version {model}@{parent}", model=model, version=parent
-                )
+                raise unknown_parent(model, parent)
 
     def publish(self, *, model: str, version: str) -> Version:
         """Freeze a draft: its metadata and manifest never change again.
