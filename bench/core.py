@@ -779,17 +779,15 @@ def parallel_scaling() -> float:
         for _ in range(128):
             hasher.update(data)  # releases the GIL: threads run in parallel
 
+    def run(threads: int) -> None:
+        pool = [threading.Thread(target=work) for _ in range(threads)]
+        for th in pool:
+            th.start()
+        for th in pool:
+            th.join()
+
     def best(threads: int) -> float:
-        times = []
-        for _ in range(3):
-            pool = [threading.Thread(target=work) for _ in range(threads)]
-            t0 = time.perf_counter()
-            for th in pool:
-                th.start()
-            for th in pool:
-                th.join()
-            times.append(time.perf_counter() - t0)
-        return min(times)
+        return min(_timed(lambda: run(threads)) for _ in range(3))
 
     return 2 * best(1) / best(2)
 

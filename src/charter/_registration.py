@@ -161,7 +161,6 @@ def commit_version(
         ),
     )
     files = [FileRecord(e.path, e.digest, e.size) for e in manifest.entries]
-    ref = f"{r.model}@{r.version}"
     with host.store.write() as tx:
         # Stamped under the writer lock, so ledger order is time order; its events
         # carry the same time.
@@ -189,7 +188,7 @@ def commit_version(
             total_size=manifest.total_size, run_id=r.run_id, commit=r.commit, params=r.params,
             datasets=datasets, created_by=host.user, created_at=at,
         )  # fmt: skip
-        subject = f"version:{ref}"
+        subject = f"version:{entity.ref}"
         vid = tx.insert_version(entity, model_id=model_id, parent_id=parent_id, files=files)
         host._record(tx, "version.registered", subject, {"record": entity.record()}, at=at)
         if override is not None:
@@ -198,7 +197,7 @@ def commit_version(
             tx.set_tags(vid, r.tags)
             host._record(tx, "tag.set", subject, {"changes": r.tags, "tags": r.tags}, at=at)
         if r.profile is not None and r.profile.entries():
-            add_entries_in(host, tx, vid=vid, ref=ref, document=r.profile, at=at)
+            add_entries_in(host, tx, vid=vid, ref=entity.ref, document=r.profile, at=at)
         red_team = tx.model_target(model_id) if evaluate else None
     if red_team and red_team.get("auto"):
         # The version is registered and consistent either way; a campaign that

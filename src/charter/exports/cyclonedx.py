@@ -17,7 +17,14 @@ from typing import Any
 
 import charter
 from charter.domain.canonical import canonical_digest
-from charter.domain.entities import FileRecord, Model, Version, format_time, parse_time
+from charter.domain.entities import (
+    FileRecord,
+    Model,
+    Version,
+    canonical_time,
+    format_time,
+    parse_time,
+)
 from charter.domain.errors import InvalidInputError
 from charter.domain.folding import EffectiveProfile
 
@@ -112,7 +119,7 @@ def _serial(serial: str) -> str:
 
 def _timestamp(given: str | None, version: Version, profile: EffectiveProfile) -> str:
     if given is not None:
-        return format_time(parse_time(given))
+        return canonical_time(given)
     times = [version.created_at, version.published_at]
     times += [e.body.get("provenance", {}).get("recorded_at") for e in profile.entries]
     times += [a.created_at for a in profile.amendments]
